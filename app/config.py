@@ -1,0 +1,256 @@
+"""Settings: the configuration contract of DESIGN.md, read from the environment and `.env`.
+
+Every name here keeps the meaning DESIGN.md gives it. Secrets are `SecretStr` so they never reach a
+log line or a repr. In production (`NODE_ENV=production`) `Settings.check_production()` names every
+missing or invalid item in one message, and `create_app` refuses to start until they are fixed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.errors import ConfigError
+
+MIN_SECRET_LEN = 16
+# Values a template ships with; refusing them in production stops a copied .env.example going live.
+PLACEHOLDER_SECRETS = {"changeme", "change-me", "replace-me", "secret", "xxx", "todo"}
+_GITHUB_REPO_RE = re.compile(
+    r"^(?:https://github\.com/|git@github\.com:)(?P<slug>[\w.-]+/[\w.-]+?)(?:\.git)?/?$"
+)
+
+
+def _json_argv(value: object) -> object:
+    """Accept a JSON argument list (`["pnpm","lint"]`) or an empty string for 'no command'."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return []
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"must be a JSON list of strings, e.g. [\"pnpm\", \"lint\"]: {exc}") from exc
+        return parsed
+    return value
+
+
+def _csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """The service's whole configuration; one instance per process, built before the app."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # --- service ---
+    claude_code_api_port: int = Field(3001, alias="CLAUDE_CODE_API_PORT")
+    node_env: Literal["development", "production", "test"] = Field(
+        "development", alias="NODE_ENV"
+    )
+    log_level: str = Field("INFO", alias="LOG_LEVEL")
+    workspace_dir: Path = Field(Path("/workspace"), alias="WORKSPACE_DIR")
+    database_url: str | None = Field(None, alias="DATABASE_URL")
+    max_concurrent_runs: int = Field(2, ge=1, le=64, alias="MAX_CONCURRENT_RUNS")
+    # DBOS only recovers runs whose application_version matches the running code: pin it, and bump it
+    # only when the workflow's step order changes incompatibly (see deployment-plan.md).
+    app_version: str = Field("1", alias="APP_VERSION")
+    # Stable per process so recovery after a restart finds this host's runs; defaults to hostname.
+    executor_id: str = Field(default_factory=socket.gethostname, alias="EXECUTOR_ID")
+    queue_poll_interval_sec: float = Field(1.0, gt=0, alias="QUEUE_POLL_INTERVAL_SEC")
+
+    # --- target repository ---
+    repo_url: str | None = Field(None, alias="REPO_URL")
+    repo_dir: Path | None = Field(None, alias="REPO_DIR")
+    base_branch: str = Field("main", alias="BASE_BRANCH")
+    git_author_name: str = Field("auto-code", alias="GIT_AUTHOR_NAME")
+    git_author_email: str = Field("auto-code@users.noreply.github.com", alias="GIT_AUTHOR_EMAIL")
+
+    # --- Claude ---
+    anthropic_api_key: SecretStr | None = Field(None, alias="ANTHROPIC_API_KEY")
+    claude_cli_path: str | None = Field(None, alias="CLAUDE_CLI_PATH")
+    # "sdk" = the real Claude Code CLI; "mock" = the offline scripted editor. Empty = sdk when an
+    # API key is set, else mock (development only: production requires the key).
+    claude_client: Literal["", "sdk", "mock"] = Field("", alias="CLAUDE_CLIENT")
+    claude_model: str | None = Field(None, alias="CLAUDE_MODEL")
+    claude_max_turns: int = Field(50, ge=1, alias="CLAUDE_MAX_TURNS")
+    claude_review_max_turns: int = Field(10, ge=1, alias="CLAUDE_REVIEW_MAX_TURNS")
+    claude_max_budget_usd: float = Field(5.0, gt=0, alias="CLAUDE_MAX_BUDGET_USD")
+    claude_timeout_sec: float = Field(1800.0, gt=0, alias="CLAUDE_TIMEOUT_SEC")
+
+    # --- GitHub ---
+    gh_token: SecretStr | None = Field(None, alias="GH_TOKEN")
+    github_api_url: str = Field("https://api.github.com", alias="GITHUB_API_URL")
+    github_repository: str | None = Field(None, alias="GITHUB_REPOSITORY")
+    # "api" = GitHub REST; "local" = PR records kept in WORKSPACE_DIR (demo, no token).
+    github_client: Literal["", "api", "local"] = Field("", alias="GITHUB_CLIENT")
+
+    # --- intake ---
+    webhook_secret: SecretStr | None = Field(None, alias="WEBHOOK_SECRET")
+    jira_webhook_secret: SecretStr | None = Field(None, alias="JIRA_WEBHOOK_SECRET")
+    operator_token: SecretStr | None = Field(None, alias="OPERATOR_TOKEN")
+    rate_limit: str = Field("10/minute", alias="RATE_LIMIT")
+    max_body_bytes: int = Field(1_048_576, ge=1024, alias="MAX_BODY_BYTES")
+    # Peers whose CF-Connecting-IP / X-Forwarded-For we believe (the tunnel, ngrok, a local proxy).
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"], alias="TRUSTED_PROXIES"
+    )
+    trigger_status: str | None = Field(None, alias="TRIGGER_STATUS")
+    trigger_label: str | None = Field(None, alias="TRIGGER_LABEL")
+    allowed_projects: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="ALLOWED_PROJECTS"
+    )
+
+    # --- pipeline ---
+    dry_run: bool = Field(False, alias="DRY_RUN")
+    setup_command: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["pnpm", "install", "--frozen-lockfile"], alias="SETUP_COMMAND"
+    )
+    lint_command: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["pnpm", "lint"], alias="LINT_COMMAND"
+    )
+    test_command: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["pnpm", "test"], alias="TEST_COMMAND"
+    )
+    enable_setup: bool = Field(False, alias="ENABLE_SETUP")
+    enable_review: bool = Field(False, alias="ENABLE_REVIEW")
+    enable_lint: bool = Field(False, alias="ENABLE_LINT")
+    enable_tests: bool = Field(False, alias="ENABLE_TESTS")
+    gate_max_rounds: int = Field(3, ge=1, le=20, alias="GATE_MAX_ROUNDS")
+    check_timeout_sec: float = Field(600.0, gt=0, alias="CHECK_TIMEOUT_SEC")
+    check_output_max_chars: int = Field(12_000, ge=500, alias="CHECK_OUTPUT_MAX_CHARS")
+
+    # --- Jira (reporting back; optional) ---
+    jira_base_url: str | None = Field(None, alias="JIRA_BASE_URL")
+    jira_email: str | None = Field(None, alias="JIRA_EMAIL")
+    jira_api_token: SecretStr | None = Field(None, alias="JIRA_API_TOKEN")
+    jira_account_id: str | None = Field(None, alias="JIRA_ACCOUNT_ID")
+    jira_done_transition: str | None = Field(None, alias="JIRA_DONE_TRANSITION")
+
+    # --- Langfuse (optional) ---
+    langfuse_public_key: SecretStr | None = Field(None, alias="LANGFUSE_PUBLIC_KEY")
+    langfuse_secret_key: SecretStr | None = Field(None, alias="LANGFUSE_SECRET_KEY")
+    langfuse_base_url: str = Field("https://cloud.langfuse.com", alias="LANGFUSE_BASE_URL")
+
+    @field_validator("setup_command", "lint_command", "test_command", mode="before")
+    @classmethod
+    def _parse_argv(cls, value: object) -> object:
+        return _json_argv(value)
+
+    @field_validator("allowed_projects", "trusted_proxies", mode="before")
+    @classmethod
+    def _parse_csv(cls, value: object) -> object:
+        return _csv(value)
+
+    @field_validator("allowed_projects")
+    @classmethod
+    def _upper_projects(cls, value: list[str]) -> list[str]:
+        return [p.upper() for p in value]
+
+    # ----- derived values -----
+    @property
+    def is_production(self) -> bool:
+        return self.node_env == "production"
+
+    @cached_property
+    def github_repo_slug(self) -> str | None:
+        """`owner/name`: GITHUB_REPOSITORY, else derived from a GitHub REPO_URL."""
+        if self.github_repository:
+            return self.github_repository
+        if self.repo_url and (m := _GITHUB_REPO_RE.match(self.repo_url)):
+            return m.group("slug")
+        return None
+
+    @property
+    def repo_source(self) -> str | None:
+        """What the shared clone is cloned from: REPO_URL, else the local REPO_DIR."""
+        if self.repo_url:
+            return self.repo_url
+        return str(self.repo_dir) if self.repo_dir else None
+
+    @property
+    def system_database_url(self) -> str:
+        """DATABASE_URL, else an SQLite file under WORKSPACE_DIR (the embedded default)."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.workspace_dir / 'auto-code.sqlite').resolve()}"
+
+    @property
+    def claude_config_dir(self) -> Path:
+        """Where the CLI keeps transcripts: on the workspace volume so `resume` survives restarts."""
+        return self.workspace_dir / "claude-config"
+
+    @property
+    def uses_real_claude(self) -> bool:
+        if self.claude_client:
+            return self.claude_client == "sdk"
+        return self.anthropic_api_key is not None
+
+    @property
+    def uses_github_api(self) -> bool:
+        if self.github_client:
+            return self.github_client == "api"
+        return self.gh_token is not None
+
+    @property
+    def jira_reporting_enabled(self) -> bool:
+        return bool(self.jira_base_url and self.jira_email and self.jira_api_token)
+
+    @property
+    def langfuse_enabled(self) -> bool:
+        return bool(self.langfuse_public_key and self.langfuse_secret_key)
+
+    @property
+    def webhook_auth_configured(self) -> bool:
+        return bool(self.webhook_secret or self.jira_webhook_secret)
+
+    def check_production(self) -> None:
+        """Raise ConfigError naming every missing/invalid production item; no-op in development."""
+        if not self.is_production:
+            return
+        problems: list[str] = []
+        if not self.repo_url:
+            problems.append("REPO_URL is required")
+        if self.anthropic_api_key is None or not self.anthropic_api_key.get_secret_value():
+            problems.append("ANTHROPIC_API_KEY is required")
+        if self.gh_token is None or not self.gh_token.get_secret_value():
+            problems.append("GH_TOKEN is required")
+        secrets = [s for s in (self.webhook_secret, self.jira_webhook_secret) if s is not None]
+        if not secrets:
+            problems.append("WEBHOOK_SECRET or JIRA_WEBHOOK_SECRET is required")
+        for name, value in (
+            ("WEBHOOK_SECRET", self.webhook_secret),
+            ("JIRA_WEBHOOK_SECRET", self.jira_webhook_secret),
+        ):
+            if value is not None:
+                problems.extend(_secret_problems(name, value))
+        if self.operator_token is None:
+            problems.append("OPERATOR_TOKEN is required")
+        else:
+            problems.extend(_secret_problems("OPERATOR_TOKEN", self.operator_token))
+        if self.claude_client == "mock":
+            problems.append("CLAUDE_CLIENT=mock is not allowed in production")
+        if self.github_client == "local":
+            problems.append("GITHUB_CLIENT=local is not allowed in production")
+        if problems:
+            raise ConfigError("invalid production configuration: " + "; ".join(problems))
+
+
+def _secret_problems(name: str, value: SecretStr) -> list[str]:
+    raw = value.get_secret_value()
+    if len(raw) < MIN_SECRET_LEN:
+        return [f"{name} must be at least {MIN_SECRET_LEN} characters"]
+    if raw.strip().lower() in PLACEHOLDER_SECRETS or raw.lower().startswith("replace-"):
+        return [f"{name} is a placeholder value"]
+    return []

@@ -1,0 +1,69 @@
+"""Shared data shapes: the ticket a run works on, pipeline options, and the runs-API views.
+
+Jira's own payload shapes are parsed in `app.intake`; everything past intake speaks `Ticket`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+RunStatus = Literal["queued", "running", "succeeded", "failed", "no_changes", "cancelled"]
+StepStatus = Literal["running", "succeeded", "failed", "skipped"]
+FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "no_changes", "cancelled"})
+
+
+class Ticket(BaseModel):
+    """One Jira ticket, already validated. `key` matches the strict key pattern; `summary` and
+    `description` are untrusted text (the prompt builder delimits and sanitizes them)."""
+
+    key: str
+    summary: str = ""
+    description: str = ""
+    issue_type: str | None = None
+    labels: list[str] = Field(default_factory=list)
+    url: str | None = None
+    source: str = "custom"  # system_webhook | automation | custom
+
+    @property
+    def project(self) -> str:
+        return self.key.rsplit("-", 1)[0]
+
+    @property
+    def slug(self) -> str:
+        """Lower-case key, safe for branch and directory names (the key is already validated)."""
+        return self.key.lower()
+
+
+class SubmitResult(BaseModel):
+    """What intake tells Jira: a new run, or the run already queued/running for this key."""
+
+    status: Literal["queued", "duplicate"]
+    run_id: str
+
+
+class StepView(BaseModel):
+    name: str
+    status: StepStatus
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunView(BaseModel):
+    """GET /runs/{run_id}: the contract of DESIGN.md's runs API."""
+
+    run_id: str
+    ticket: str
+    status: RunStatus
+    created_at: datetime
+    updated_at: datetime
+    branch: str | None = None
+    pr_url: str | None = None
+    session_id: str | None = None
+    turns: int = 0
+    cost_usd: float = 0.0
+    error: str | None = None
+    steps: list[StepView] = Field(default_factory=list)

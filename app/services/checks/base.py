@@ -1,0 +1,31 @@
+"""The checks interface: the target repo's own setup / lint / test commands, run in a worktree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+CheckName = Literal["setup", "lint", "test"]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One run of one command. `output` is stdout+stderr interleaved, capped at the configured
+    size keeping the END (failures are usually at the end) with a marker where text was cut."""
+
+    name: CheckName
+    passed: bool
+    exit_code: int | None  # None when killed by the timeout
+    output: str
+    duration_s: float
+    timed_out: bool = False
+
+
+class Checks(Protocol):
+    async def run(self, name: CheckName, cwd: Path) -> CheckResult:
+        """Run the configured argv for `name` in `cwd` (no shell) with the configured timeout;
+        on timeout or cancellation kill the whole process group (no child survives) and return
+        `timed_out=True, passed=False`. A missing executable is a failed result, not an
+        exception. Never raises for the command's own failure."""
+        ...

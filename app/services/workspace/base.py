@@ -1,0 +1,56 @@
+"""The workspace interface: git on the service's side of the pipeline.
+
+Layout under WORKSPACE_DIR: `repo/` is one shared clone of the target repository; each ticket works
+in `worktrees/ticket-<key-lowercase>` on branch `ticket/<key-lowercase>`. Only the service pushes;
+the agent never holds a token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Worktree:
+    """A prepared worktree: where the agent works and which branch it is on."""
+
+    path: Path
+    branch: str
+    base_sha: str  # origin/<BASE_BRANCH> at preparation time
+
+
+class Workspace(Protocol):
+    async def prepare(self, ticket_key: str) -> Worktree:
+        """Make the shared clone current (clone if missing, else fetch; one fetch at a time per
+        repo, safe when several runs start at once) and (re)create the ticket's worktree with
+        `git worktree add -B ticket/<slug> <path> origin/<BASE_BRANCH>`. Re-running a ticket
+        resets its branch to the base cleanly (a stale worktree at the path is removed first).
+        `ticket_key` is already validated. Raises WorkspaceError (git's stderr attached)."""
+        ...
+
+    async def has_changes(self, worktree: Worktree) -> bool:
+        """True when the worktree differs from `base_sha`: uncommitted edits, untracked files not
+        ignored, or commits on the branch past the base."""
+        ...
+
+    async def diff_summary(self, worktree: Worktree) -> str:
+        """`git diff --stat` of everything since `base_sha` (working tree included), for logs and
+        the PR body."""
+        ...
+
+    async def commit(self, worktree: Worktree, message: str) -> str:
+        """Stage everything and commit with the configured service identity; return the new HEAD
+        sha. Raises WorkspaceError when there is nothing to commit."""
+        ...
+
+    async def push(self, worktree: Worktree) -> None:
+        """Push the branch to origin with `--force-with-lease`. A token (GH_TOKEN) reaches git only
+        through its environment/credential helper: never argv, a URL, .git/config or a log line.
+        Raises WorkspaceError."""
+        ...
+
+    async def remove(self, worktree: Worktree) -> None:
+        """`git worktree remove --force` and prune; missing worktrees are not an error."""
+        ...
