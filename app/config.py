@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     # Stable per process so recovery after a restart finds this host's runs; defaults to hostname.
     executor_id: str = Field(default_factory=socket.gethostname, alias="EXECUTOR_ID")
     queue_poll_interval_sec: float = Field(1.0, gt=0, alias="QUEUE_POLL_INTERVAL_SEC")
+    # Remove secret variables from the process environment once read (no subprocess inherits them).
+    scrub_env: bool = Field(True, alias="SCRUB_ENV")
 
     # --- target repository ---
     repo_url: str | None = Field(None, alias="REPO_URL")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_serializer
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "no_changes", "cancelled"]
 StepStatus = Literal["running", "succeeded", "failed", "skipped"]
@@ -51,6 +51,10 @@ class StepView(BaseModel):
     finished_at: datetime | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
 
+    @field_serializer("started_at", "finished_at")
+    def _iso_ms(self, value: datetime | None) -> str | None:
+        return iso_ms(value)
+
 
 class RunView(BaseModel):
     """GET /runs/{run_id}: the contract of DESIGN.md's runs API."""
@@ -67,3 +71,12 @@ class RunView(BaseModel):
     cost_usd: float = 0.0
     error: str | None = None
     steps: list[StepView] = Field(default_factory=list)
+
+    @field_serializer("created_at", "updated_at")
+    def _iso_ms(self, value: datetime | None) -> str | None:
+        return iso_ms(value)
+
+
+def iso_ms(value: datetime | None) -> str | None:
+    """ISO 8601 with milliseconds, as the runs-API contract says."""
+    return None if value is None else value.isoformat(timespec="milliseconds")

@@ -1,0 +1,1 @@
+"""HTTP-edge helpers: dependency providers shared by the routes."""

@@ -1,0 +1,104 @@
+"""The `auto-code` console script.
+
+  auto-code [serve]            run the service (uvicorn on CLAUDE_CODE_API_PORT)
+  auto-code demo               the whole pipeline offline on a throwaway repo
+  auto-code runs|show|cancel|retry   talk to a running service's runs API (OPERATOR_TOKEN)
+  auto-code recover --executor ID    finish a dead host's runs on this database (see deployment-plan.md)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from typing import Any
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="auto-code", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="run the service (default)")
+    serve.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))  # noqa: S104 - a daemon
+    serve.add_argument("--port", type=int, default=None)
+    demo = sub.add_parser("demo", help="run the pipeline offline on a throwaway repository")
+    demo.add_argument("--dir", default=None, help="where to create it (default: a new temp dir)")
+    demo.add_argument("--json", action="store_true", help="print the final run as JSON too")
+    for name, helptext in (("runs", "list runs"), ("show", "show one run"), ("cancel", "cancel a run"),
+                           ("retry", "retry a run")):
+        p = sub.add_parser(name, help=helptext)
+        if name != "runs":
+            p.add_argument("run_id")
+        else:
+            p.add_argument("--ticket")
+            p.add_argument("--status")
+            p.add_argument("--limit", type=int, default=20)
+        p.add_argument("--url", default=None, help="service URL (default http://127.0.0.1:$PORT)")
+    rec = sub.add_parser("recover", help="finish a dead host's runs here (same DATABASE_URL)")
+    rec.add_argument("--executor", required=True, help="EXECUTOR_ID of the dead host")
+    args = parser.parse_args(argv)
+    command = args.command or "serve"
+    if command == "serve":
+        return _serve(args.host if args.command else "0.0.0.0", getattr(args, "port", None))  # noqa: S104
+    if command == "demo":
+        from app.demo import run_demo
+
+        return asyncio.run(run_demo(args.dir, as_json=args.json))
+    if command == "recover":
+        return asyncio.run(_recover(args.executor))
+    return _api(command, args)
+
+
+def _serve(host: str, port: int | None) -> int:
+    import uvicorn
+
+    from app.config import Settings
+    from app.main import create_app
+
+    settings = Settings()
+    app = create_app(settings)
+    # log_config=None: our JSON handlers (installed by create_app) format uvicorn's lines too.
+    uvicorn.run(app, host=host, port=port or settings.claude_code_api_port, log_config=None,
+                proxy_headers=False, timeout_graceful_shutdown=30)
+    return 0
+
+
+async def _recover(executor: str) -> int:
+    from app.config import Settings
+    from app.main import create_app, lifespan
+
+    settings = Settings()
+    app = create_app(settings)
+    async with lifespan(app):
+        moved = await app.state.runner.recover_executor(executor)
+    print(json.dumps(moved, indent=2))
+    return 0
+
+
+def _api(command: str, args: Any) -> int:
+    import httpx
+
+    from app.config import Settings
+
+    settings = Settings()
+    url = args.url or f"http://127.0.0.1:{settings.claude_code_api_port}"
+    headers = {}
+    if settings.operator_token is not None:
+        headers["Authorization"] = f"Bearer {settings.operator_token.get_secret_value()}"
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+        if command == "runs":
+            params = {k: v for k, v in (("ticket", args.ticket), ("status", args.status),
+                                        ("limit", args.limit)) if v}
+            resp = client.get("/runs", params=params)
+        elif command == "show":
+            resp = client.get(f"/runs/{args.run_id}")
+        else:
+            resp = client.post(f"/runs/{args.run_id}/{command}")
+    print(json.dumps(resp.json(), indent=2))
+    return 0 if resp.is_success else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""HTTP routes: webhook intake, runs API, dashboard, health and metrics."""

@@ -1,0 +1,26 @@
+"""The collaborators one pipeline run needs, injected into the runner by the lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.config import Settings
+from app.services.checks.base import Checks
+from app.services.claude_code.base import ClaudeCode
+from app.services.github.base import PullRequests
+from app.services.jira.base import JiraReporter
+from app.services.langfuse.base import Tracer
+from app.services.runner.store import AsyncRunStore
+from app.services.workspace.base import Workspace
+
+
+@dataclass
+class PipelineDeps:
+    settings: Settings
+    store: AsyncRunStore
+    workspace: Workspace
+    checks: Checks
+    claude: ClaudeCode
+    pull_requests: PullRequests
+    tracer: Tracer
+    jira: JiraReporter | None = None  # None: reporting back to Jira is off
