@@ -1,0 +1,65 @@
+"""Trigger and ignore rules (DESIGN.md, Intake → Decide). Each function returns the reason to ignore
+the delivery, or None to go on; an ignored delivery is answered 202 `{"status": "ignored", "reason"}`.
+
+- No `webhookEvent` (Automation rule or custom body): the sender already chose the ticket → start.
+- `jira:issue_created` → start.
+- `jira:issue_updated` → start only when the changelog shows the trigger: status moved to
+  TRIGGER_STATUS, or label TRIGGER_LABEL added (labels are space-separated in from/toString).
+- Everything else (`comment_created`, `jira:issue_deleted`, worklogs, sprints, ...) → ignore.
+- The service's own Jira account as the actor → ignore (our own comment/transition must not loop).
+- ALLOWED_PROJECTS (empty = all) limits every case.
+Names are compared case-insensitively (Jira treats status names and labels that way in JQL).
+"""
+
+from __future__ import annotations
+
+from app.config import Settings
+from app.intake.payload import ChangeItem, Envelope
+from app.models import Ticket
+
+CREATED = "jira:issue_created"
+UPDATED = "jira:issue_updated"
+
+
+def event_ignore_reason(env: Envelope, settings: Settings, own_account_id: str | None) -> str | None:
+    """Rules that need only the envelope (checked before the issue is parsed, so an ignored event
+    with no or partial issue data is still answered 202)."""
+    if env.event is not None and env.event not in (CREATED, UPDATED):
+        return f"event {env.event[:60]} does not start work"
+    if own_account_id and own_account_id in env.actor_ids:
+        return "event caused by the service's own Jira account"
+    if env.event == UPDATED:
+        return _update_reason(env.changes, settings)
+    return None
+
+
+def ticket_ignore_reason(ticket: Ticket, settings: Settings) -> str | None:
+    """Rules that need the validated ticket."""
+    if settings.allowed_projects and ticket.project not in settings.allowed_projects:
+        return f"project {ticket.project} is not in ALLOWED_PROJECTS"
+    return None
+
+
+def _update_reason(changes: tuple[ChangeItem, ...], settings: Settings) -> str | None:
+    status, label = settings.trigger_status, settings.trigger_label
+    if not status and not label:
+        return "issue updates do not start work (set TRIGGER_STATUS or TRIGGER_LABEL)"
+    if status and any(c.field == "status" and _same(c.to_string, status) for c in changes):
+        return None
+    if label and any(c.field == "labels" and _label_added(c, label) for c in changes):
+        return None
+    wanted = " or ".join(
+        w for w in (status and f"status -> {status}", label and f"label {label} added") if w
+    )
+    return f"update does not match the trigger ({wanted})"
+
+
+def _same(a: str, b: str) -> bool:
+    return a.strip().casefold() == b.strip().casefold()
+
+
+def _label_added(change: ChangeItem, label: str) -> bool:
+    before = {x.casefold() for x in change.from_string.split()}
+    after = {x.casefold() for x in change.to_string.split()}
+    want = label.strip().casefold()
+    return want in after and want not in before

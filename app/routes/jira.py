@@ -1,0 +1,126 @@
+"""`POST /webhook/jira`: authenticate, validate, decide, enqueue — and answer within milliseconds.
+
+The route never does the work: it hands a validated `Ticket` to `app.state.runner.submit` (a durable,
+deduplicated enqueue) and answers 202 `{"status": "queued"|"duplicate", "run_id"}` or 202
+`{"status": "ignored", "reason"}`. Bad input raises the `app.errors` classes (400/401/413/415/422),
+rendered `{"error", "detail"}` by the app's handler; never a 5xx for bad input and never 409 (Jira
+retries 408/409/425/429/5xx). Order of checks: rate limit (429, before any byte of the body is
+read) → body size (413) → auth (401) → media type (415) → JSON (400/422) → rules → key (400).
+
+`install(app, settings)` is called by `create_app`: it builds this app's slowapi `Limiter` (on
+`app.state.limiter`, keyed on the real client behind trusted proxies), its 429 handler and the
+router. At request time the route reads `settings`, `runner` and `jira_account_id` from `app.state`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import limits
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from slowapi import Limiter
+from slowapi.errors import RateLimitExceeded
+
+from app.config import Settings
+from app.errors import ConfigError
+from app.intake import (
+    TrustedProxies,
+    authenticate,
+    check_content_type,
+    event_ignore_reason,
+    make_key_func,
+    parse_json,
+    parse_ticket,
+    read_body_limited,
+    read_envelope,
+    ticket_ignore_reason,
+)
+from app.intake.auth import SIGNATURE_HEADER, TOKEN_HEADER
+
+logger = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/webhook/jira"
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Wire the webhook into `app`: limiter + 429 handler + router. Raises ConfigError for an
+    unparsable RATE_LIMIT or TRUSTED_PROXIES (start-up fails instead of running unprotected)."""
+    try:
+        limits.parse_many(settings.rate_limit)
+    except ValueError:
+        raise ConfigError(
+            f"RATE_LIMIT {settings.rate_limit!r} is not a slowapi limit such as '10/minute'"
+        ) from None
+    trusted = TrustedProxies.parse(settings.trusted_proxies)
+    # In-memory counters per process: the limit protects this instance; headers_enabled adds
+    # Retry-After to 429s, which Jira's retry logic honours.
+    limiter = Limiter(
+        key_func=make_key_func(trusted), storage_uri="memory://", headers_enabled=True,
+        strategy="moving-window",
+    )
+    app.state.limiter = limiter
+    app.add_exception_handler(RateLimitExceeded, _rate_limited)  # type: ignore[arg-type]
+    app.include_router(_build_router(limiter, settings.rate_limit))
+    if not settings.webhook_auth_configured:
+        logger.warning(
+            "webhook_auth_disabled",
+            extra={"detail": "no WEBHOOK_SECRET or JIRA_WEBHOOK_SECRET: deliveries are not authenticated"},
+        )
+
+
+def _rate_limited(request: Request, exc: RateLimitExceeded) -> JSONResponse:
+    response = JSONResponse(
+        {"error": "rate_limited", "detail": f"rate limit exceeded: {exc.detail}"}, status_code=429
+    )
+    limiter: Limiter = request.app.state.limiter
+    # slowapi's own handler does exactly this to add X-RateLimit-* and Retry-After.
+    return limiter._inject_headers(response, request.state.view_rate_limit)
+
+
+def _build_router(limiter: Limiter, rate_limit: str) -> APIRouter:
+    """A router per app: slowapi binds a limit to the limiter that decorated the endpoint, and each
+    app (each test, each `create_app`) has its own limiter and counters."""
+    router = APIRouter(tags=["intake"])
+
+    @router.post(WEBHOOK_PATH, status_code=202)
+    @limiter.limit(rate_limit)
+    async def jira_webhook(request: Request) -> JSONResponse:
+        """Accept one Jira delivery (system webhook, Automation rule or custom body)."""
+        return await _handle(request)
+
+    return router
+
+
+async def _handle(request: Request) -> JSONResponse:
+    state = request.app.state
+    settings: Settings = state.settings
+    raw = await read_body_limited(request, settings.max_body_bytes)
+    authenticate(
+        settings,
+        token=request.headers.get(TOKEN_HEADER),
+        signature=request.headers.get(SIGNATURE_HEADER),
+        raw_body=raw,
+        has_query=bool(request.url.query),
+    )
+    check_content_type(request.headers.get("content-type"))
+    body = parse_json(raw)
+    envelope = read_envelope(body)
+    own_account = getattr(state, "jira_account_id", None) or settings.jira_account_id
+    if reason := event_ignore_reason(envelope, settings, own_account):
+        return _ignored(reason, envelope.event)
+    ticket = parse_ticket(body, envelope, jira_base_url=settings.jira_base_url)
+    if reason := ticket_ignore_reason(ticket, settings):
+        return _ignored(reason, envelope.event, ticket=ticket.key)
+    result = await state.runner.submit(ticket)
+    logger.info(
+        "webhook_accepted",
+        extra={"ticket": ticket.key, "run_id": result.run_id, "status": result.status,
+               "source": ticket.source, "webhook_event": envelope.event},
+    )
+    return JSONResponse({"status": result.status, "run_id": result.run_id}, status_code=202)
+
+
+def _ignored(reason: str, event: str | None, *, ticket: str | None = None) -> JSONResponse:
+    logger.info("webhook_ignored", extra={"ticket": ticket, "reason": reason, "webhook_event": event})
+    return JSONResponse({"status": "ignored", "reason": reason}, status_code=202)
