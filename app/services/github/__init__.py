@@ -1,0 +1,15 @@
+"""Pull requests: GitHub REST (`GitHubPullRequests`) or local records (`LocalPullRequests`)."""
+
+from app.services.github.base import PullRequest, PullRequests
+from app.services.github.client import GitHubPullRequests
+from app.services.github.factory import cache_clear, get_pull_requests
+from app.services.github.mock_client import LocalPullRequests
+
+__all__ = [
+    "GitHubPullRequests",
+    "LocalPullRequests",
+    "PullRequest",
+    "PullRequests",
+    "cache_clear",
+    "get_pull_requests",
+]
