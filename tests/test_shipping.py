@@ -1,0 +1,385 @@
+"""The shipping files agree with the code: .env.example, Dockerfile, .dockerignore, compose/auto-code.yml.
+
+No Docker engine runs here, so the image build itself is not exercised. What can be checked is:
+every setting of app/config.py and of DESIGN.md's configuration contract is in .env.example (and the
+template loads into Settings, refuses to go live unfilled, and passes once filled); the Dockerfile's
+and the compose file's shape; and `docker compose ... config` with the template copied to `.env`
+(skipped, with the reason, when no compose client is installed).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from app.config import Settings
+from app.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV_EXAMPLE = ROOT / ".env.example"
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+COMPOSE = ROOT / "compose" / "auto-code.yml"
+# CI clones the repository with shared/ beside it.
+DESIGN = ROOT.parent / "shared" / "DESIGN.md"
+
+_ASSIGN = re.compile(r"^(?P<commented>#\s*)?(?P<name>[A-Z][A-Z0-9_]*)=(?P<value>.*)$")
+# Compose-only names in .env.example (not Settings fields): read by compose interpolation or the CLI.
+COMPOSE_NAMES = {"TUNNEL_TOKEN", "POSTGRES_PASSWORD", "POSTGRES_BIND_ADDR", "AUTO_CODE_IMAGE", "HOST"}
+
+
+# ----- helpers -------------------------------------------------------------------------------------
+def settings_aliases() -> set[str]:
+    """Every `alias="X"` in app/config.py, read from the source (what an operator can set)."""
+    source = (ROOT / "app" / "config.py").read_text(encoding="utf-8")
+    found = set(re.findall(r'alias="([A-Z][A-Z0-9_]*)"', source))
+    assert len(found) > 30, "the alias scan found suspiciously few settings"
+    return found
+
+
+def example_lines() -> list[str]:
+    return ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
+
+
+def example_assignments() -> dict[str, tuple[bool, str, int]]:
+    """name -> (active, value, line index) for every `NAME=` / `# NAME=` line of .env.example."""
+    out: dict[str, tuple[bool, str, int]] = {}
+    for i, line in enumerate(example_lines()):
+        m = _ASSIGN.match(line)
+        if m and m["name"] not in out:
+            out[m["name"]] = (m["commented"] is None, m["value"], i)
+    return out
+
+
+def write_env(path: Path, values: dict[str, str]) -> Path:
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings must see only the file under test, not this process's environment."""
+    for name in settings_aliases():
+        for variant in (name, name.lower()):
+            monkeypatch.delenv(variant, raising=False)
+
+
+def load_settings(env_file: Path) -> Settings:
+    return Settings(_env_file=env_file)  # type: ignore[call-arg]
+
+
+def run_cmd(argv: list[str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run a client command with a timeout, killing its whole process group if it hangs."""
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def compose_client() -> tuple[list[str] | None, str]:
+    """`docker compose` (v2 plugin) if it answers, else the standalone `docker-compose`."""
+    reasons = []
+    if shutil.which("docker"):
+        try:
+            probe = run_cmd(["docker", "compose", "version"], cwd=ROOT, timeout=30)
+        except subprocess.TimeoutExpired:
+            probe = None
+        if probe is not None and probe.returncode == 0:
+            return ["docker", "compose"], probe.stdout.strip()
+        reasons.append("`docker compose` plugin missing")
+    else:
+        reasons.append("no `docker` binary")
+    if shutil.which("docker-compose"):
+        probe = run_cmd(["docker-compose", "version", "--short"], cwd=ROOT, timeout=30)
+        if probe.returncode == 0:
+            return ["docker-compose"], probe.stdout.strip()
+        reasons.append("`docker-compose` does not run")
+    else:
+        reasons.append("no `docker-compose` binary")
+    return None, "; ".join(reasons) + " (apt-get install docker-compose provides a client)"
+
+
+def compose_services(doc: dict[str, Any]) -> dict[str, Any]:
+    return doc["services"]
+
+
+# ----- .env.example ------------------------------------------------------------------------------
+class TestEnvExample:
+    def test_every_settings_alias_is_listed_with_a_one_line_comment(self) -> None:
+        lines = example_lines()
+        assigned = example_assignments()
+        missing = sorted(settings_aliases() - assigned.keys())
+        assert not missing, f".env.example lacks {missing}"
+        uncommented = []
+        for name in settings_aliases():
+            above = lines[assigned[name][2] - 1].strip()
+            if not above.startswith("#") or _ASSIGN.match(above):
+                uncommented.append(name)
+        assert not uncommented, f"no comment line directly above {sorted(uncommented)}"
+
+    def test_every_design_contract_variable_is_listed(self) -> None:
+        if not DESIGN.exists():
+            pytest.skip(f"DESIGN.md not found at {DESIGN} (shared/ must sit beside the clone)")
+        text = DESIGN.read_text(encoding="utf-8")
+        section = text.split("## Configuration contract", 1)[1].split("\n## ", 1)[0]
+        contract = set(re.findall(r"`([A-Z][A-Z0-9_]{2,})`", section))
+        assert {"NODE_ENV", "DATABASE_URL", "WEBHOOK_SECRET"} <= contract, "contract parse broke"
+        example = ENV_EXAMPLE.read_text(encoding="utf-8")
+        missing = sorted(n for n in contract if not re.search(rf"\b{n}\b", example))
+        assert not missing, f".env.example lacks contract variables {missing}"
+
+    def test_names_are_settings_or_known_compose_variables(self) -> None:
+        unknown = set(example_assignments()) - settings_aliases() - COMPOSE_NAMES - {"ANTHROPIC_BASE_URL"}
+        assert not unknown, f".env.example names that nothing reads: {sorted(unknown)}"
+
+    def test_groups_required_before_optional_and_production_items_are_active(self) -> None:
+        lines = example_lines()
+        required_line = next(i for i, line in enumerate(lines) if line.startswith("# Required in production"))
+        optional_line = next(i for i, line in enumerate(lines) if line.startswith("# Optional"))
+        assert required_line < optional_line
+        assigned = example_assignments()
+        for name in ("NODE_ENV", "REPO_URL", "ANTHROPIC_API_KEY", "GH_TOKEN", "WEBHOOK_SECRET",
+                     "OPERATOR_TOKEN", "EXECUTOR_ID", "APP_VERSION", "TUNNEL_TOKEN"):
+            active, _, index = assigned[name]
+            assert active and index < optional_line, f"{name} must be set in the required group"
+        # Optional lines stay commented: an empty value would be a value (an empty secret fails).
+        for name, (active, value, index) in assigned.items():
+            if index > optional_line:
+                assert not active, f"optional {name} should be commented out"
+            if active:
+                assert value.strip(), f"{name}= is empty: comment it out instead"
+
+    def test_template_loads_but_cannot_go_live_unfilled(self, tmp_path: Path, clean_env: None) -> None:
+        settings = load_settings(ENV_EXAMPLE)
+        assert settings.is_production
+        with pytest.raises(ConfigError) as err:
+            settings.check_production()
+        assert "WEBHOOK_SECRET is a placeholder" in str(err.value)
+        assert "OPERATOR_TOKEN is a placeholder" in str(err.value)
+
+    def test_template_with_placeholders_filled_passes_the_production_check(
+        self, tmp_path: Path, clean_env: None
+    ) -> None:
+        values = {n: v for n, (active, v, _) in example_assignments().items() if active}
+        filled = {n: ("f" * 40 if v.startswith("replace-") else v) for n, v in values.items()}
+        settings = load_settings(write_env(tmp_path / "filled.env", filled))
+        settings.check_production()  # raises if the required group is incomplete
+        assert settings.executor_id == "auto-code-1"
+        assert settings.app_version == "1"
+
+    def test_commented_values_parse_and_shown_defaults_are_the_real_defaults(
+        self, tmp_path: Path, clean_env: None
+    ) -> None:
+        commented = {n: v for n, (active, v, _) in example_assignments().items()
+                     if not active and n in settings_aliases()}
+        settings = load_settings(write_env(tmp_path / "all.env", commented))  # validation errors raise
+        defaults = Settings.model_construct()
+        drift = []
+        for field_name, field in Settings.model_fields.items():
+            if field.alias not in commented:
+                continue
+            default = getattr(defaults, field_name)
+            if default and getattr(settings, field_name) != default:
+                drift.append(f"{field.alias}: example {commented[field.alias]!r}, default {default!r}")
+        assert not drift, "'defaults shown' drifted from app/config.py: " + "; ".join(drift)
+
+    def test_postgres_database_url_matches_the_compose_profile(self) -> None:
+        url = example_assignments()["DATABASE_URL"][1]
+        postgres = compose_services(yaml.safe_load(COMPOSE.read_text()))["postgres"]["environment"]
+        assert url.startswith(f"postgresql://{postgres['POSTGRES_USER']}:")
+        assert url.endswith(f"@postgres:5432/{postgres['POSTGRES_DB']}")
+
+
+# ----- Dockerfile ----------------------------------------------------------------------------------
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    joined: list[str] = []
+    buffer = ""
+    for raw in DOCKERFILE.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not buffer and (not line or line.startswith("#")):
+            continue
+        if line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            buffer += line[:-1] + " "
+            continue
+        joined.append(buffer + line)
+        buffer = ""
+    out = []
+    for line in joined:
+        instruction, _, args = line.partition(" ")
+        out.append((instruction.upper(), args.strip()))
+    return out
+
+
+def final_stage() -> list[tuple[str, str]]:
+    instructions = dockerfile_instructions()
+    last_from = max(i for i, (ins, _) in enumerate(instructions) if ins == "FROM")
+    return instructions[last_from:]
+
+
+class TestDockerfile:
+    def test_dependencies_come_from_the_lock_without_dev_tools(self) -> None:
+        runs = [args for ins, args in dockerfile_instructions() if ins == "RUN"]
+        syncs = [r for r in runs if "uv sync" in r]
+        assert syncs and all("--frozen" in r and "--no-dev" in r for r in syncs)
+        assert any("--no-install-project" not in r for r in syncs), "the project itself is never installed"
+
+    def test_multi_stage_with_pinned_bases(self) -> None:
+        instructions = dockerfile_instructions()
+        args = dict(a.split("=", 1) for ins, a in instructions if ins == "ARG" and "=" in a)
+        assert sum(1 for ins, _ in instructions if ins == "FROM") >= 3
+        assert re.fullmatch(r"ghcr\.io/astral-sh/uv:\d+\.\d+\.\d+", args["UV_IMAGE"])
+        assert re.fullmatch(r"python:3\.1[12]-slim(-\w+)?", args["PYTHON_IMAGE"])
+        assert any(ins == "COPY" and a.startswith("--from=builder") for ins, a in final_stage())
+
+    def test_runtime_runs_as_non_root_with_workspace_volume(self) -> None:
+        stage = final_stage()
+        users = [a for ins, a in stage if ins == "USER"]
+        assert users and users[-1].split(":")[0] not in {"root", "0"}
+        assert any(ins == "RUN" and "useradd" in a and "10001" in a for ins, a in stage)
+        assert any(ins == "RUN" and "chown autocode" in a and "/workspace" in a for ins, a in stage)
+        assert any(ins == "VOLUME" and "/workspace" in a for ins, a in stage)
+
+    def test_healthcheck_command_and_environment(self) -> None:
+        stage = dict((ins, a) for ins, a in final_stage() if ins in {"HEALTHCHECK", "CMD", "ENTRYPOINT"})
+        assert "/health" in stage["HEALTHCHECK"] and "CLAUDE_CODE_API_PORT" in stage["HEALTHCHECK"]
+        assert "curl" not in stage["HEALTHCHECK"]
+        assert stage["CMD"] == '["auto-code", "serve"]'
+        assert "tini" in stage["ENTRYPOINT"]
+        env = " ".join(a for ins, a in final_stage() if ins == "ENV")
+        assert "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1" in env
+        assert "NODE_ENV=production" in env
+
+    def test_git_installed_and_no_separate_claude_cli(self) -> None:
+        runs = " ".join(a for ins, a in final_stage() if ins == "RUN")
+        assert re.search(r"apt-get install .*\bgit\b", runs) and "ca-certificates" in runs
+        # The CLI is the one bundled in the claude-agent-sdk wheel: no npm/Node install of a second one.
+        assert "npm install" not in runs and "@anthropic-ai/claude-code" not in runs
+        assert "nodejs" not in runs
+
+    def test_copied_sources_exist_and_are_not_dockerignored(self) -> None:
+        patterns = [p.strip().rstrip("/") for p in DOCKERIGNORE.read_text().splitlines()
+                    if p.strip() and not p.startswith("#") and not p.startswith("!")]
+        for ins, args in dockerfile_instructions():
+            if ins != "COPY" or args.startswith("--from"):
+                continue
+            *sources, _dest = args.split()
+            for src in sources:
+                assert (ROOT / src).exists(), f"COPY {src}: no such file in the build context"
+                hit = [p for p in patterns if fnmatch.fnmatch(src, p)]
+                assert not hit, f"COPY {src} is excluded by .dockerignore {hit}"
+
+    def test_dockerignore_keeps_secrets_and_state_out(self) -> None:
+        patterns = {p.strip().rstrip("/") for p in DOCKERIGNORE.read_text().splitlines()}
+        assert {".env", ".venv", ".git", "workspace"} <= patterns
+
+
+# ----- compose/auto-code.yml ------------------------------------------------------------------------
+class TestComposeFile:
+    @pytest.fixture
+    def services(self) -> dict[str, Any]:
+        return compose_services(yaml.safe_load(COMPOSE.read_text(encoding="utf-8")))
+
+    def test_app_publishes_no_ports_and_keeps_state_on_the_volume(self, services: dict[str, Any]) -> None:
+        app = services["auto-code"]
+        assert "ports" not in app and "network_mode" not in app
+        assert app["build"]["context"] == ".."
+        assert app["image"]
+        assert "../.env" in app["env_file"]
+        assert "workspace:/workspace" in app["volumes"]
+        assert app["restart"] == "unless-stopped"
+        assert "/health" in " ".join(app["healthcheck"]["test"])
+
+    def test_stable_executor_id_and_a_long_stop_grace(self, services: dict[str, Any]) -> None:
+        app = services["auto-code"]
+        # EXECUTOR_ID defaults to the hostname; a pinned hostname survives container re-creation.
+        assert app["hostname"] == "${EXECUTOR_ID:-auto-code-1}"
+        assert "EXECUTOR_ID" not in (app.get("environment") or {}), "would override .env's value"
+        value, unit = re.fullmatch(r"(\d+)([ms])", app["stop_grace_period"]).groups()
+        assert int(value) * (60 if unit == "m" else 1) >= 300
+
+    def test_cloudflared_runs_the_tunnel_after_the_app_is_healthy(self, services: dict[str, Any]) -> None:
+        tunnel = services["cloudflared"]
+        assert re.fullmatch(r"cloudflare/cloudflared:\d{4}\.\d+\.\d+", tunnel["image"])
+        assert tunnel["command"] == "tunnel --no-autoupdate run"
+        assert tunnel["environment"]["TUNNEL_TOKEN"].startswith("${TUNNEL_TOKEN")
+        assert tunnel["depends_on"]["auto-code"]["condition"] == "service_healthy"
+        assert tunnel["restart"] == "unless-stopped"
+        assert "env_file" not in tunnel, "the tunnel must not receive the app's secrets"
+
+    def test_postgres_is_a_profile_with_volume_and_healthcheck(self, services: dict[str, Any]) -> None:
+        pg = services["postgres"]
+        assert pg["profiles"] == ["postgres"]
+        assert pg["image"] == "postgres:16"
+        assert any(v.endswith(":/var/lib/postgresql/data") for v in pg["volumes"])
+        assert "pg_isready" in " ".join(pg["healthcheck"]["test"])
+        assert all(p.startswith("${POSTGRES_BIND_ADDR:-127.0.0.1}:") for p in pg["ports"])
+        assert "env_file" not in pg
+
+
+class TestComposeConfig:
+    """`docker compose -f compose/auto-code.yml config` on a copy of the tree with .env.example as .env."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def client(cls) -> list[str]:
+        argv, detail = compose_client()
+        if argv is None:
+            pytest.skip(f"no compose client, compose config not validated: {detail}")
+        return argv
+
+    @pytest.fixture
+    def tree(self, tmp_path: Path) -> Path:
+        (tmp_path / "compose").mkdir()
+        shutil.copy(COMPOSE, tmp_path / "compose" / "auto-code.yml")
+        shutil.copy(DOCKERFILE, tmp_path / "Dockerfile")
+        shutil.copy(ENV_EXAMPLE, tmp_path / ".env")
+        return tmp_path
+
+    def config(self, client: list[str], tree: Path, *extra: str) -> dict[str, Any]:
+        argv = [*client, *extra[:2], "-f", "compose/auto-code.yml", *extra[2:], "config"]
+        done = run_cmd(argv, cwd=tree)
+        assert done.returncode == 0, f"{' '.join(argv)} failed:\n{done.stderr}"
+        return yaml.safe_load(done.stdout)
+
+    def test_config_validates_and_reads_the_env_file(self, client: list[str], tree: Path) -> None:
+        services = self.config(client, tree)["services"]
+        app = services["auto-code"]
+        assert "ports" not in app
+        env = app["environment"]
+        # env_file ../.env reached the app (the path is relative to compose/).
+        assert env["REPO_URL"] == "https://github.com/your-org/your-repo.git"
+        assert env["NODE_ENV"] == "production"
+        assert env["WORKSPACE_DIR"] == "/workspace"
+        assert app["hostname"] == "auto-code-1"
+
+    def test_env_file_flag_drives_interpolation(self, client: list[str], tree: Path) -> None:
+        env = (tree / ".env").read_text()
+        env = env.replace("EXECUTOR_ID=auto-code-1", "EXECUTOR_ID=auto-code-7")
+        env = env.replace("TUNNEL_TOKEN=replace-with-cloudflare-tunnel-token", "TUNNEL_TOKEN=tok-123")
+        (tree / ".env").write_text(env + "POSTGRES_PASSWORD=pw-123\n")
+        services = self.config(client, tree, "--env-file", ".env")["services"]
+        assert services["auto-code"]["hostname"] == "auto-code-7"
+        assert services["auto-code"]["environment"]["EXECUTOR_ID"] == "auto-code-7"
+        assert services["cloudflared"]["environment"]["TUNNEL_TOKEN"] == "tok-123"
+        assert "TUNNEL_TOKEN" not in services.get("postgres", {}).get("environment", {})
+
+    def test_postgres_profile_validates(self, client: list[str], tree: Path) -> None:
+        services = self.config(client, tree, "--env-file", ".env", "--profile", "postgres")["services"]
+        assert services["postgres"]["image"] == "postgres:16"
