@@ -62,11 +62,6 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.state.limiter = limiter
     app.add_exception_handler(RateLimitExceeded, _rate_limited)  # type: ignore[arg-type]
     app.include_router(_build_router(limiter, settings.rate_limit))
-    if not settings.webhook_auth_configured:
-        logger.warning(
-            "webhook_auth_disabled",
-            extra={"detail": "no WEBHOOK_SECRET or JIRA_WEBHOOK_SECRET: deliveries are not authenticated"},
-        )
 
 
 def _rate_limited(request: Request, exc: RateLimitExceeded) -> JSONResponse:
