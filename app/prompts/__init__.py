@@ -1,0 +1,11 @@
+"""Prompt builders. Ticket text is untrusted: see `ticket_prompts`."""
+
+from app.prompts.ticket_prompts import (
+    fix_prompt,
+    implementation_prompt,
+    parse_fix_header,
+    review_prompt,
+    sanitize_untrusted,
+)
+
+__all__ = ["fix_prompt", "implementation_prompt", "parse_fix_header", "review_prompt", "sanitize_untrusted"]

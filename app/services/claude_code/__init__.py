@@ -1,0 +1,22 @@
+"""Claude Code sessions for a ticket: the real SDK client (`SdkClaudeCode`) or the offline scripted
+one (`ScriptedClaudeCode`), both implementing `ClaudeCode` (base.py)."""
+
+from app.services.claude_code.base import AgentRequest, AgentRun, ClaudeCode, ReviewResult
+from app.services.claude_code.client import SdkClaudeCode
+from app.services.claude_code.factory import cache_clear, get_claude_code
+from app.services.claude_code.mock_client import MockCall, ScriptedClaudeCode
+from app.services.claude_code.review_parse import ParsedReview, parse_review
+
+__all__ = [
+    "AgentRequest",
+    "AgentRun",
+    "ClaudeCode",
+    "MockCall",
+    "ParsedReview",
+    "ReviewResult",
+    "ScriptedClaudeCode",
+    "SdkClaudeCode",
+    "cache_clear",
+    "get_claude_code",
+    "parse_review",
+]
