@@ -1,0 +1,193 @@
+"""Reporting back to Jira Cloud over REST v3 (basic auth: JIRA_EMAIL + JIRA_API_TOKEN).
+
+Contract: `JiraReporter` in `base.py`. Calls: `GET /rest/api/3/myself`, `POST
+/rest/api/3/issue/{key}/comment` (ADF body), `POST /rest/api/3/issue/{key}/remotelink` (the PR
+URL is the link's `globalId`, so Jira updates instead of duplicating: idempotent on url), `GET`+`POST
+/rest/api/3/issue/{key}/transitions` (chosen by transition name, or else by target status name,
+case-insensitively).
+
+Failures raise `JiraError(status=...)` naming the cause and quoting Jira's `errorMessages`/`errors`.
+429 and 5xx are retried (honouring `Retry-After`) a few times within a small total wait. The API
+token only travels in the Authorization header; it is never logged nor put in an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from app.config import Settings
+from app.errors import ConfigError, JiraError
+from app.intake.keys import is_valid_key
+from app.services.jira.adf import to_adf
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = httpx.Timeout(20.0, connect=10.0)
+_GLOBAL_ID_MAX = 255  # Jira's limit on a remote link's globalId
+
+
+class JiraRestReporter:
+    """The real `JiraReporter`. `http` is an optional httpx client (tests point one at a local fake)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        http: httpx.AsyncClient | None = None,
+        *,
+        max_attempts: int = 3,
+        backoff_base_sec: float = 1.0,
+        retry_budget_sec: float = 30.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if not settings.jira_reporting_enabled or settings.jira_api_token is None:
+            raise ConfigError("Jira reporting needs JIRA_BASE_URL, JIRA_EMAIL and JIRA_API_TOKEN")
+        self._base = str(settings.jira_base_url).rstrip("/")
+        self._token = settings.jira_api_token.get_secret_value()
+        self._auth = httpx.BasicAuth(str(settings.jira_email), self._token)
+        self._account_id = settings.jira_account_id
+        self._own_http = http is None
+        self._http = http or httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, follow_redirects=False)
+        self._max_attempts = max(1, max_attempts)
+        self._backoff = backoff_base_sec
+        self._budget = retry_budget_sec
+        self._sleep = sleep
+
+    async def myself(self) -> str | None:
+        if self._account_id:
+            return self._account_id
+        try:
+            resp = await self._request("GET", "/rest/api/3/myself", "read the service account")
+            self._check(resp, "read the service account (GET /myself)")
+            self._account_id = str(resp.json().get("accountId") or "") or None
+        except (JiraError, ValueError) as exc:
+            # Unknown is a valid answer (the caller just cannot filter its own events); say why.
+            logger.warning("jira_myself_failed", extra={"error": self._scrub(str(exc))})
+            return None
+        return self._account_id
+
+    async def comment(self, ticket_key: str, text: str) -> None:
+        path = f"/rest/api/3/issue/{_key(ticket_key)}/comment"
+        resp = await self._request("POST", path, "comment", json={"body": to_adf(text)})
+        self._check(resp, f"comment on {ticket_key}", ticket_key)
+        logger.info("jira_commented", extra={"ticket": ticket_key})
+
+    async def link_pull_request(self, ticket_key: str, url: str, title: str) -> None:
+        payload = {
+            "globalId": url[:_GLOBAL_ID_MAX],
+            "relationship": "pull request",
+            "object": {"url": url, "title": title[:255] or url},
+        }
+        path = f"/rest/api/3/issue/{_key(ticket_key)}/remotelink"
+        resp = await self._request("POST", path, "link", json=payload)
+        self._check(resp, f"link the pull request to {ticket_key}", ticket_key)
+        logger.info("jira_linked", extra={"ticket": ticket_key, "url": url})
+
+    async def transition(self, ticket_key: str, transition_name: str) -> bool:
+        path = f"/rest/api/3/issue/{_key(ticket_key)}/transitions"
+        resp = await self._request("GET", path, "list transitions")
+        self._check(resp, f"list the transitions of {ticket_key}", ticket_key)
+        available = resp.json().get("transitions") or []
+        chosen = _pick(available, transition_name)
+        if chosen is None:
+            names = [str(t.get("name")) for t in available]
+            logger.info(
+                "jira_transition_unavailable",
+                extra={"ticket": ticket_key, "transition": transition_name, "available": names},
+            )
+            return False
+        resp = await self._request("POST", path, "transition", json={"transition": {"id": str(chosen["id"])}})
+        self._check(resp, f"move {ticket_key} through '{transition_name}'", ticket_key)
+        logger.info("jira_transitioned", extra={"ticket": ticket_key, "transition": chosen.get("name")})
+        return True
+
+    async def aclose(self) -> None:
+        if self._own_http:
+            await self._http.aclose()
+
+    # ----- HTTP -----
+    async def _request(self, method: str, path: str, action: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Accept": "application/json", "User-Agent": "auto-code"}
+        waited = 0.0
+        for attempt in range(1, self._max_attempts + 1):
+            last = attempt == self._max_attempts
+            delay = self._backoff * 2 ** (attempt - 1)
+            try:
+                resp = await self._http.request(
+                    method, self._base + path, headers=headers, auth=self._auth, **kwargs
+                )
+            except httpx.HTTPError as exc:
+                if last or waited + delay > self._budget:
+                    raise JiraError(
+                        f"Jira at {self._base} did not answer ({action}): {type(exc).__name__}"
+                    ) from None
+            else:
+                if resp.status_code != 429 and resp.status_code < 500:
+                    return resp
+                after = resp.headers.get("retry-after", "")
+                delay = float(after) if after.isdigit() else delay
+                if last or waited + delay > self._budget:
+                    return resp
+            logger.warning("jira_retry", extra={"attempt": attempt, "delay_s": delay, "action": action})
+            await self._sleep(delay)
+            waited += delay
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _check(self, resp: httpx.Response, action: str, ticket_key: str | None = None) -> None:
+        status = resp.status_code
+        if status < 400:
+            return
+        if status == 401:
+            text = "Jira rejected the credentials (401): check JIRA_EMAIL and JIRA_API_TOKEN"
+        elif status == 403:
+            text = f"Jira refused to {action} (403): the service account lacks permission"
+        elif status == 404:
+            what = f"issue {ticket_key}" if ticket_key else "the resource"
+            text = f"Jira could not {action}: {what} not found at {self._base} (404) or not visible to us"
+        elif status == 429:
+            text = f"Jira rate limit: could not {action} (429)"
+        else:
+            text = f"Jira answered {status} when trying to {action}"
+        raise JiraError(self._scrub(f"{text}; Jira said: {_error_text(resp)}"), status=status)
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._token, "***") if self._token else text
+
+
+def _key(ticket_key: str) -> str:
+    # Keys are validated at intake; checked again because this one goes into a URL path.
+    if not is_valid_key(ticket_key):
+        raise JiraError(f"refusing an invalid issue key {ticket_key[:40]!r}")
+    return ticket_key
+
+
+def _pick(transitions: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    wanted = name.strip().casefold()
+    for field in ("name", "to"):
+        for t in transitions:
+            value = t.get(field)
+            label = value.get("name") if isinstance(value, dict) else value
+            if isinstance(label, str) and label.strip().casefold() == wanted:
+                return t
+    return None
+
+
+def _error_text(resp: httpx.Response) -> str:
+    """Jira's `errorMessages` and `errors` ({field: message}), else the raw body, shortened."""
+    try:
+        data = resp.json()
+    except ValueError:
+        return (resp.text or resp.reason_phrase or "no body")[:500]
+    if not isinstance(data, dict):
+        return str(data)[:500]
+    parts = [str(m) for m in data.get("errorMessages") or []]
+    errors = data.get("errors") or {}
+    if isinstance(errors, dict):
+        parts += [f"{k}: {v}" for k, v in errors.items()]
+    if not parts and data.get("message"):
+        parts.append(str(data["message"]))
+    return ("; ".join(parts) or resp.reason_phrase or "no message")[:1000]
