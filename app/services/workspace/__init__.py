@@ -1,0 +1,8 @@
+"""Workspace: git on the service's side (shared clone, one worktree per ticket, commit, push)."""
+
+from app.services.workspace.base import Workspace, Worktree
+from app.services.workspace.client import GitWorkspace
+from app.services.workspace.factory import cache_clear, get_workspace
+from app.services.workspace.mock_client import InMemoryWorkspace
+
+__all__ = ["GitWorkspace", "InMemoryWorkspace", "Workspace", "Worktree", "cache_clear", "get_workspace"]
