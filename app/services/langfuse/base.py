@@ -16,5 +16,10 @@ class Tracer(Protocol):
         ...
 
     def flush(self) -> None:
-        """Export what is buffered (called after each ticket and at shutdown). Never raises."""
+        """Export what is buffered (called after each ticket and at shutdown). Never raises. It may
+        block for a few seconds while the backend answers: from async code use `asyncio.to_thread`."""
+        ...
+
+    def shutdown(self) -> None:
+        """Flush, then stop the exporter's background thread (lifespan teardown). Never raises."""
         ...

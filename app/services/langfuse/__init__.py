@@ -1,0 +1,8 @@
+"""Tracing of Claude Code sessions to Langfuse (`LangfuseTracer`), or nowhere (`NoopTracer`)."""
+
+from app.services.langfuse.base import Tracer
+from app.services.langfuse.client import LangfuseTracer
+from app.services.langfuse.factory import cache_clear, get_tracer
+from app.services.langfuse.mock_client import NoopTracer, RecordingTracer
+
+__all__ = ["LangfuseTracer", "NoopTracer", "RecordingTracer", "Tracer", "cache_clear", "get_tracer"]
