@@ -1,0 +1,16 @@
+"""Checks: the target repo's setup / lint / test commands, run in a worktree with timeouts."""
+
+from app.services.checks.base import CheckName, CheckResult, Checks
+from app.services.checks.client import CommandChecks
+from app.services.checks.factory import cache_clear, get_checks
+from app.services.checks.mock_client import ScriptedChecks
+
+__all__ = [
+    "CheckName",
+    "CheckResult",
+    "Checks",
+    "CommandChecks",
+    "ScriptedChecks",
+    "cache_clear",
+    "get_checks",
+]
