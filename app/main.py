@@ -59,7 +59,8 @@ def build_deps(settings: Settings, store: AsyncRunStore) -> PipelineDeps:
         claude=get_claude_code(settings, tracer),
         pull_requests=get_pull_requests(settings),
         tracer=tracer,
-        jira=get_jira_reporter(settings),
+        # Reporting back is a step only when Jira credentials are configured.
+        jira=get_jira_reporter(settings) if settings.jira_reporting_enabled else None,
     )
 
 
@@ -101,7 +102,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 log.exception("close_failed")
         if deps.jira is not None:
             await deps.jira.aclose()
-        deps.tracer.flush()
+        deps.tracer.shutdown()
         sync_store.dispose()
         log.info("service_stopped")
 
