@@ -40,7 +40,7 @@ def render_pr_body(
     lines = [f"Resolves {link}: {one_line(ticket.summary, 200)}", "", "## What was done", ""]
     lines += _quote(summary or "(the agent gave no summary)")
     if diff_summary.strip():
-        lines += ["", "```", diff_summary.strip()[-3000:], "```"]
+        lines += ["", "```", diff_summary.strip("\n")[-3000:], "```"]
     lines += ["", "## Gates", "", "| gate | result | fix rounds |", "|---|---|---|"]
     if not gates:
         lines.append("| (none enabled) | | |")
