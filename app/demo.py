@@ -106,8 +106,8 @@ async def run_demo(directory: str | None = None, *, as_json: bool = False) -> in
     return 0 if run["status"] == "succeeded" and pr else 1
 
 
-async def _wait(client: httpx.AsyncClient, run_id: str, timeout: float = 600) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
+async def _wait(client: httpx.AsyncClient, run_id: str, limit_s: float = 600) -> dict[str, Any]:
+    deadline = time.monotonic() + limit_s
     while True:
         run = (await client.get(f"/runs/{run_id}")).json()
         if run["status"] in FINAL_STATUSES or time.monotonic() > deadline:

@@ -26,7 +26,8 @@ async function load() {
   const body = document.querySelector('#runs tbody'); body.replaceChildren();
   for (const run of (Array.isArray(runs) ? runs : [])) {
     const tr = document.createElement('tr');
-    for (const v of [run.run_id, run.status, run.created_at, run.turns, run.cost_usd.toFixed(4), run.pr_url]) {
+    const cells = [run.run_id, run.status, run.created_at, run.turns, run.cost_usd.toFixed(4), run.pr_url];
+    for (const v of cells) {
       const td = document.createElement('td'); td.appendChild(text(v)); tr.appendChild(td); }
     tr.className = run.status; tr.onclick = () => show(run.run_id); body.appendChild(tr);
   }

@@ -16,7 +16,7 @@ from typing import Any
 from app.errors import AgentError, AutoCodeError
 from app.models import Ticket
 from app.prompts import ticket_prompts as prompts
-from app.services.claude_code.base import AgentRequest, AgentRun
+from app.services.claude_code.base import AgentRequest, AgentRun, LogFn
 from app.services.runner.deps import PipelineDeps
 from app.services.runner.gates import failure_signature, gate_detail, tail
 from app.services.runner.pr_body import commit_message, pr_title, render_pr_body
@@ -29,7 +29,7 @@ def _wt(wt: dict[str, Any]) -> Worktree:
     return Worktree(path=Path(wt["path"]), branch=wt["branch"], base_sha=wt["base_sha"])
 
 
-def _logger(d: PipelineDeps, run_id: str):  # noqa: ANN202 - a LogFn
+def _logger(d: PipelineDeps, run_id: str) -> LogFn:
     """A log callback for sync callers (CLI stderr): the line goes to the run's log off-loop."""
     loop = asyncio.get_running_loop()
 
@@ -285,8 +285,8 @@ async def report(
             if d.settings.jira_done_transition:
                 await d.jira.transition(key, d.settings.jira_done_transition)
         elif outcome == "no_changes":
-            await d.jira.comment(key, f"auto-code made no changes for this ticket. The agent said:\n{text or ''}"
-                                 [:3000])
+            said = (text or "")[:3000]
+            await d.jira.comment(key, f"auto-code made no changes for this ticket. The agent said:\n{said}")
         elif outcome == "failed":
             await d.jira.comment(key, f"auto-code could not finish this ticket (run {run_id}): {text}"[:3000])
         else:
