@@ -13,13 +13,18 @@ from typing import Any, Literal
 
 GateOutcome = Literal["passed", "round_limit", "stagnation", "error"]
 
-# Numbers (durations, pids, line counts, addresses) change between otherwise identical failures.
-_VOLATILE = re.compile(r"0x[0-9a-f]+|\d+(?:\.\d+)?", re.IGNORECASE)
+# Durations, decimals, addresses and clock times change between otherwise identical failures; plain
+# integers (line numbers, counts, file names like test_2.py) are kept: when they change, the failure did.
+_VOLATILE = re.compile(
+    r"0x[0-9a-f]+|\d+:\d\d(?::\d\d)?(?:\.\d+)?|\d+(?:\.\d+)?\s*(?:ms|s|sec|seconds)\b|\d+\.\d+",
+    re.IGNORECASE,
+)
 
 
 def failure_signature(text: str) -> str:
     """A short hash of the failure text with volatile numbers and whitespace runs folded, so
-    `FAILED test_x (0.12s)` and `FAILED test_x (0.31s)` count as the same failure."""
+    `FAILED test_x (0.12s)` and `FAILED test_x (0.31s)` count as the same failure, while
+    `bad1.md: trailing whitespace` and `bad2.md: trailing whitespace` do not."""
     folded = _VOLATILE.sub("N", text)
     folded = re.sub(r"\s+", " ", folded).strip().lower()
     return hashlib.sha256(folded.encode()).hexdigest()[:16]

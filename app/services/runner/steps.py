@@ -319,5 +319,6 @@ async def finish(d: PipelineDeps, run_id: str, status: str, error: str | None) -
     level = "warning" if status == "failed" else "info"
     await _say(d, run_id, f"run_finished status={status}" + (f" error={error}" if error else ""), level,
                step="finish")
-    d.tracer.flush()
+    # Export this ticket's spans now; flushing can wait on the network, so off the event loop.
+    await asyncio.to_thread(d.tracer.flush)
     return status
