@@ -9,7 +9,7 @@ runs really execute in the background while we measure), then sends from one htt
   4. N distinct keys, 8 at a time concurrently.
 Each request is authenticated with X-Webhook-Token, as Jira Automation would send it.
 
-    uv run python bench/webhook_latency.py [--n 300]
+    uv run python bench/webhook_latency.py [--n 300] [--database-url postgresql://...]
 """
 
 from __future__ import annotations
@@ -55,7 +55,9 @@ def make_repo(root: Path) -> Path:
     return bare
 
 
-def start_service(workspace: Path, repo: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+def start_service(
+    workspace: Path, repo: Path, port: int, log_path: Path, database_url: str | None
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "NODE_ENV": "development",
@@ -70,6 +72,8 @@ def start_service(workspace: Path, repo: Path, port: int, log_path: Path) -> sub
         "EXECUTOR_ID": "bench",
         "CLAUDE_CODE_API_PORT": str(port),
     }
+    if database_url:
+        env["DATABASE_URL"] = database_url
     cmd = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1",
            "--port", str(port), "--log-level", "warning", "--no-access-log"]
     log = log_path.open("wb")
@@ -131,13 +135,15 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--n", type=int, default=300, help="deliveries per phase")
+    parser.add_argument("--database-url", default=None,
+                        help="an empty PostgreSQL database to use instead of the embedded SQLite file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="auto-code-bench-") as tmp:
         root = Path(tmp)
         repo = make_repo(root)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        proc = start_service(root / "workspace", repo, port, root / "service.log")
+        proc = start_service(root / "workspace", repo, port, root / "service.log", args.database_url)
         try:
             t0 = time.monotonic()
             wait_healthy(base, proc)
