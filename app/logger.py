@@ -20,7 +20,9 @@ _ticket: contextvars.ContextVar[str | None] = contextvars.ContextVar("ticket", d
 _run_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("run_id", default=None)
 
 # LogRecord attributes that are not user fields passed through `extra=`.
-_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# `color_message` is uvicorn's ANSI-coloured duplicate of the message.
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message", "asctime", "color_message"}
 
 
 @contextlib.contextmanager
