@@ -11,10 +11,11 @@ from app.logger import bind_run, configure_logging
 
 
 @pytest.fixture
-def configured(capsys: pytest.CaptureFixture[str]):  # capsys first: the handlers bind its streams
+def configured():
+    """Restores the root logger afterwards. Tests call configure_logging themselves: pytest resets
+    the root level after each setup phase, and the handlers must bind capsys's streams."""
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
-    configure_logging("INFO")
     yield
     root.handlers, root.level = saved
 
@@ -22,6 +23,7 @@ def configured(capsys: pytest.CaptureFixture[str]):  # capsys first: the handler
 def test_lines_are_json_with_run_context_and_split_by_level(
     configured: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    configure_logging("INFO")
     log = logging.getLogger("app.test")
     with bind_run("PROJ-1", "PROJ-1:abc"):
         log.info("step_started", extra={"step": "lint"})
@@ -38,6 +40,7 @@ def test_lines_are_json_with_run_context_and_split_by_level(
 
 
 def test_dbos_info_chatter_is_held_back(configured: None, capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("INFO")
     logging.getLogger("dbos").info("Initializing DBOS")
     logging.getLogger("dbos").warning("real problem")
     out, err = capsys.readouterr()
