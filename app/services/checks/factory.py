@@ -7,38 +7,16 @@ not hashable, so the key is its identity); tests call `cache_clear()`.
 
 from __future__ import annotations
 
-import functools
-
 from app.config import Settings
 from app.services.checks.base import Checks
 from app.services.checks.client import CommandChecks
+from app.services.singleton import per_settings
 
 
-class _ById:
-    """Hashes a Settings object by identity and keeps it alive, so its id cannot be reused."""
-
-    __slots__ = ("settings",)
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    def __hash__(self) -> int:
-        return id(self.settings)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _ById) and other.settings is self.settings
-
-
-@functools.cache
-def _build(key: _ById) -> Checks:
-    return CommandChecks(key.settings)
-
-
+@per_settings
 def get_checks(settings: Settings) -> Checks:
     """The cached `Checks` for these settings (one per Settings object)."""
-    return _build(_ById(settings))
+    return CommandChecks(settings)
 
 
-def cache_clear() -> None:
-    """Forget built instances (tests)."""
-    _build.cache_clear()
+cache_clear = get_checks.cache_clear

@@ -8,42 +8,19 @@ have been said (visible to the demo and tests) and sends nothing. Cached per Set
 
 from __future__ import annotations
 
-import functools
-
 from app.config import Settings
 from app.services.jira.base import JiraReporter
 from app.services.jira.client import JiraRestReporter
 from app.services.jira.mock_client import RecordingJiraReporter
+from app.services.singleton import per_settings
 
 
-class _ById:
-    """Hashes a Settings object by identity and keeps it alive, so its id cannot be reused."""
-
-    __slots__ = ("settings",)
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    def __hash__(self) -> int:
-        return id(self.settings)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _ById) and other.settings is self.settings
-
-
-@functools.cache
-def _build(key: _ById) -> JiraReporter:
-    settings = key.settings
+@per_settings
+def get_jira_reporter(settings: Settings) -> JiraReporter:
+    """The REST reporter or the recording one for these settings (one instance per Settings)."""
     if settings.jira_reporting_enabled:
         return JiraRestReporter(settings)
     return RecordingJiraReporter(account_id=settings.jira_account_id)
 
 
-def get_jira_reporter(settings: Settings) -> JiraReporter:
-    """The REST reporter or the recording one for these settings (one instance per Settings)."""
-    return _build(_ById(settings))
-
-
-def cache_clear() -> None:
-    """Forget built instances (tests); close them with `aclose()` first if it matters."""
-    _build.cache_clear()
+cache_clear = get_jira_reporter.cache_clear
