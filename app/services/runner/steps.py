@@ -315,6 +315,8 @@ async def cleanup(d: PipelineDeps, run_id: str, wt: dict[str, Any], keep: bool) 
 
 
 async def finish(d: PipelineDeps, run_id: str, status: str, error: str | None) -> str:
+    if status == "failed":
+        await d.store.fail_running_steps(run_id, error or "failed")
     await d.store.update_run(run_id, status=status, error=error)
     level = "warning" if status == "failed" else "info"
     await _say(d, run_id, f"run_finished status={status}" + (f" error={error}" if error else ""), level,

@@ -122,6 +122,15 @@ class RunStore:
                 return False
         return True
 
+    def fail_running_steps(self, run_id: str, reason: str) -> None:
+        """Close step rows left `running` by a step that raised instead of returning."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                steps.update()
+                .where(steps.c.run_id == run_id, steps.c.status == "running")
+                .values(status="failed", finished_at=time.time(), detail_json=json.dumps({"error": reason}))
+            )
+
     def update_run(self, run_id: str, **fields: Any) -> None:
         """Set fields on the run (status, branch, pr_url, session_id, turns, cost_usd, error).
         A final status is never overwritten by `running` (a late writer after a cancel)."""

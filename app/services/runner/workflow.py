@@ -105,6 +105,11 @@ class TicketRunner(DBOSConfiguredInstance):
             if wt is not None:
                 await self.step_cleanup(run_id, wt, True)  # keep the worktree for a post-mortem
             return await self.step_finish(run_id, "failed", message)
+        except Exception as exc:
+            # A bug or an unexpected error in a step: the run must still end visibly failed, never
+            # stay "running". (A DBOS cancel is a BaseException and passes through.)
+            log.exception("pipeline_crashed")
+            return await self.step_finish(run_id, "failed", f"internal error: {type(exc).__name__}: {exc}")
 
     async def _review_gate(
         self, run_id: str, td: dict[str, Any], wt: dict[str, Any], session_id: str

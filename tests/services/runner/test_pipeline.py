@@ -158,3 +158,20 @@ class TestIsolation:
         assert step(second, "pull_request")["detail"]["created"] is False
         # The branch was reset to the base, not stacked: one line from the latest run only.
         assert git(svc.remote, "show", "ticket/proj-12:log.md") == "run\n"
+
+
+class Broken(RuntimeError):
+    """A bug somewhere in a collaborator (module level: DBOS pickles a step's exception)."""
+
+
+class TestUnexpectedErrors:
+    def test_a_crashing_collaborator_still_ends_the_run_failed(self, tmp_path: Path) -> None:
+        with running_service(tmp_path) as svc:
+            async def explode(_wt: object) -> bool:
+                raise Broken("disk on fire")
+
+            svc.app.state.deps.workspace.has_changes = explode  # one-off fault, after implement
+            run = svc.run("PROJ-13")
+        assert run["status"] == "failed"
+        assert run["error"] == "internal error: Broken: disk on fire"
+        assert step(run, "implement")["status"] == "failed"  # no step row left "running"
