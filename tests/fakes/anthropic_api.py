@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pytest
+
 _ids = itertools.count(1)
 _CWD_RE = re.compile(r"(?:Primary working directory|Working directory|cwd):\s*(\S+)")
 
@@ -141,8 +143,10 @@ class RecordedRequest:
         ]
 
     def cwd(self) -> str | None:
-        blob = json.dumps(self.body.get("system", "")) + "\n" + self.all_text()
-        m = _CWD_RE.search(blob.replace("\\n", "\n"))
+        system = self.body.get("system") if isinstance(self.body, dict) else None
+        parts = [system] if isinstance(system, str) else [
+            str(b.get("text", "")) for b in system or [] if isinstance(b, dict)]
+        m = _CWD_RE.search("\n".join([*parts, *(message_text(m) for m in self.messages)]))
         return m.group(1) if m else None
 
 
@@ -222,7 +226,8 @@ class FakeAnthropicAPI:
         handler = type("Handler", (_Handler,), {"api": self})
         self._httpd = ThreadingHTTPServer((self.host, self._port), handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-anthropic", daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="fake-anthropic", daemon=True)
         self._thread.start()
         return self
 
@@ -399,3 +404,10 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.02)
     return predicate()
+
+
+@pytest.fixture
+def fake_anthropic() -> Iterator[FakeAnthropicAPI]:
+    """A started server for one test (import this fixture into a conftest or test module)."""
+    with FakeAnthropicAPI() as server:
+        yield server

@@ -23,7 +23,8 @@ ALLOWED_NAMES = frozenset({
     "BASH_DEFAULT_TIMEOUT_MS", "BASH_MAX_TIMEOUT_MS", "BASH_MAX_OUTPUT_LENGTH",
     "SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE",
     "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
-    "CI", "PNPM_HOME", "COREPACK_HOME", "VIRTUAL_ENV", "PYTHONPATH",
+    "CI", "TMP", "TEMP", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME",
+    "PNPM_HOME", "COREPACK_HOME", "NVM_DIR", "PYENV_ROOT", "PYENV_VERSION", "VIRTUAL_ENV",
 })
 ALLOWED_PREFIXES = ("LC_", "CLAUDE_CODE_", "CLAUDE_AGENT_SDK_", "ANTHROPIC_", "DISABLE_")
 # Never passed on, whatever the allowlist says: credentials by name, and the service's own config.
