@@ -56,6 +56,9 @@ FROM ${PYTHON_IMAGE} AS runtime
 #   docker build --build-arg EXTRA_APT_PACKAGES="nodejs npm" .
 # Empty by default: the service itself needs none of them.
 ARG EXTRA_APT_PACKAGES=""
+# Not version-pinned: bookworm point releases replace package versions (security fixes), so a pin
+# would break rebuilds; the base image tag and uv.lock pin what the service depends on.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends git ca-certificates tini ${EXTRA_APT_PACKAGES} \
     && rm -rf /var/lib/apt/lists/*
@@ -87,7 +90,8 @@ ENV PATH="/app/.venv/bin:${PATH}" \
 # transcripts (claude-config/) and local PR records. Keep it on a volume: runs resume from it.
 VOLUME ["/workspace"]
 WORKDIR /app
-USER autocode
+# Numeric, so runtimes that check runAsNonRoot can verify it without reading /etc/passwd.
+USER 10001:10001
 
 # Documentation only: nothing is published. In production the cloudflared container reaches
 # http://auto-code:3001 over the compose network.
