@@ -11,7 +11,8 @@ gets the same answer (no hidden counter), which keeps retry/resume behaviour det
 end of `turns` the rule repeats its last turn (a model that keeps calling tools) unless
 `then_stop=True`. Unmatched requests get `text("OK")`. `Turn.status`, `delay_s` and `hang` inject
 errors (500/529 bodies in the API's error shape), latency and a stream that never ends;
-`server.fail_next(n, status)` fails the next n requests whatever they are. String values in tool
+`server.fail_next(n, status)` fails the next n requests whatever they are, and `server.enqueue(*turns)`
+answers the next requests in order before any rule. String values in tool
 inputs may use `{cwd}`, replaced by the working directory the CLI reported in the request.
 
 Answers are real SSE (message_start, content_block_start, content_block_delta with
@@ -113,6 +114,11 @@ class RecordedRequest:
     body: Any
 
     @property
+    def session_id(self) -> str | None:
+        """The CLI's session id for this request (header `x-claude-code-session-id`)."""
+        return self.headers.get("x-claude-code-session-id")
+
+    @property
     def messages(self) -> list[dict[str, Any]]:
         return list(self.body.get("messages", [])) if isinstance(self.body, dict) else []
 
@@ -191,6 +197,7 @@ class FakeAnthropicAPI:
         self.rules: list[Rule] = []
         self.requests: list[RecordedRequest] = []
         self._faults: list[int] = []
+        self._queue: list[Turn] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
@@ -202,6 +209,11 @@ class FakeAnthropicAPI:
             self.rules.extend(rules)
         return self
 
+    def enqueue(self, *turns: Turn) -> None:
+        """Answer the next requests with these turns, in order, before any rule (then rules again)."""
+        with self._lock:
+            self._queue.extend(turns)
+
     def fail_next(self, times: int, status: int = 500) -> None:
         with self._lock:
             self._faults.extend([status] * times)
@@ -211,6 +223,7 @@ class FakeAnthropicAPI:
             self.rules.clear()
             self.requests.clear()
             self._faults.clear()
+            self._queue.clear()
 
     def message_requests(self) -> list[RecordedRequest]:
         with self._lock:
@@ -248,6 +261,8 @@ class FakeAnthropicAPI:
         with self._lock:
             if self._faults:
                 return error(self._faults.pop(0))
+            if self._queue:
+                return self._queue.pop(0)
             rules = list(self.rules)
         for rule in rules:
             if rule.fits(req):

@@ -144,6 +144,20 @@ class TestScripting:
         assert post(api, payload).json()["content"][0]["text"] == "special"
         assert post(api, body("x", stream=False)).json()["content"][0]["text"] == "OK"
 
+    def test_queue_answers_first_then_rules(self, api: FakeAnthropicAPI) -> None:
+        api.script(Rule(turns=[text("rule")]))
+        api.enqueue(text("q1"), text("q2"))
+        answers = [post(api, body("x", stream=False)).json()["content"][0]["text"] for _ in range(3)]
+        assert answers == ["q1", "q2", "rule"]
+
+    def test_session_id_header_is_exposed(self, api: FakeAnthropicAPI) -> None:
+        httpx.post(
+            f"{api.url}/v1/messages",
+            json=body("x", stream=False),
+            headers={**HEADERS, "x-claude-code-session-id": "sess-1"},
+        )
+        assert api.requests[-1].session_id == "sess-1"
+
 
 class TestFaults:
     def test_fail_next_then_recover(self, api: FakeAnthropicAPI) -> None:

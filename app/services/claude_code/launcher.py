@@ -29,6 +29,9 @@ for name in env.pop("AUTO_CODE_DROP", "").split(","):
     if name:
         env.pop(name, None)
 pidfile = env.pop("AUTO_CODE_PIDFILE", "")
+if not os.access(real, os.X_OK):
+    sys.stderr.write(f"auto-code launcher: no executable Claude Code CLI at {{real}}\\n")
+    sys.exit(127)
 os.setsid()
 if pidfile:
     with open(pidfile, "w") as f:
