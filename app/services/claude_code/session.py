@@ -6,7 +6,8 @@ listening now (the run's log) and keeps the last lines for error messages, close
 EOF lets the CLI flush its transcript, which `resume` needs) and kills the whole process tree when
 a call times out or is cancelled. `Progress` folds the message stream into what a call returns.
 `CostBook` remembers each session's cumulative cost on the workspace volume, because the CLI
-reports `total_cost_usd` cumulatively across resumes and a fix round's own cost is the difference.
+reports `total_cost_usd` cumulatively across resumes and a fix round's own cost is the difference
+(a session with no record - e.g. its file was deleted - counts its whole cumulative cost once).
 """
 
 from __future__ import annotations
