@@ -69,7 +69,8 @@ async def _recover(executor: str) -> int:
     from app.config import Settings
     from app.main import create_app, lifespan
 
-    settings = Settings()
+    # Enqueue only: this process exits as soon as the runs are moved, so it must not start any.
+    settings = Settings(QUEUE_WORKER=False)
     app = create_app(settings)
     async with lifespan(app):
         moved = await app.state.runner.recover_executor(executor)

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     # Stable per process so recovery after a restart finds this host's runs; defaults to hostname.
     executor_id: str = Field(default_factory=socket.gethostname, alias="EXECUTOR_ID")
     queue_poll_interval_sec: float = Field(1.0, gt=0, alias="QUEUE_POLL_INTERVAL_SEC")
+    # False: enqueue only, never take runs from the queue. For one-off processes (`auto-code recover`
+    # sets it): they exit right after their work, stranding any run they had started on their id.
+    queue_worker: bool = Field(True, alias="QUEUE_WORKER")
     # Remove secret variables from the process environment once read (no subprocess inherits them).
     scrub_env: bool = Field(True, alias="SCRUB_ENV")
 

@@ -66,15 +66,22 @@ class RunEngine:
 
     async def start(self) -> None:
         self.runner.deps = self.deps
+        worker = self.settings.queue_worker
         DBOS(config=dbos_config(self.settings))
+        if not worker:
+            # DBOS dequeues from every queue recorded in the database unless told otherwise; a
+            # one-off process (`auto-code recover`) would start runs and strand them when it exits.
+            DBOS.listen_queues([])
         DBOS.launch()
         self.queue = await DBOS.register_queue_async(
             QUEUE_NAME,
             worker_concurrency=self.settings.max_concurrent_runs,
             polling_interval_sec=self.settings.queue_poll_interval_sec,
+            # The queue's limits live in the database and apply to every host; only workers set them.
+            on_conflict="update_if_latest_version" if worker else "never_update",
         )
         log.info("engine_started", extra={"executor_id": self.settings.executor_id,
-                                          "app_version": self.settings.app_version})
+                                          "app_version": self.settings.app_version, "queue_worker": worker})
 
     def stop(self) -> None:
         DBOS.destroy(destroy_registry=False)
