@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.proc import run_command_sync, scrubbed_env
 
 DEMO_BRANCH = "main"
-_IDENTITY = {
+SEED_IDENTITY = {
     "GIT_AUTHOR_NAME": "Demo Seed",
     "GIT_AUTHOR_EMAIL": "seed@demo.invalid",
     "GIT_COMMITTER_NAME": "Demo Seed",
@@ -125,8 +126,11 @@ class DemoRepo:
         }
 
 
-def _git(cwd: Path, *args: str) -> str:
-    res = run_command_sync(["git", *args], cwd=cwd, env=scrubbed_env(_IDENTITY), timeout=60)
+def git(cwd: Path, *args: str, identity: Mapping[str, str] = SEED_IDENTITY) -> str:
+    """Run `git *args` in `cwd` and return its output (merged stdout/stderr): argv only, a scrubbed
+    environment carrying the committer `identity`, a 60 s timeout. Raises DemoRepoError on failure.
+    Also the git of the test fixtures (tests/gitrepos.py), with their own identity."""
+    res = run_command_sync(["git", *args], cwd=cwd, env=scrubbed_env(identity), timeout=60)
     if not res.ok:
         raise DemoRepoError(f"git {' '.join(args)} failed ({res.exit_code}): {res.output.strip()}")
     return res.output
@@ -148,9 +152,9 @@ def create_demo_repo(root: Path) -> DemoRepo:
         path = seed / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    _git(root, "init", "--quiet", f"--initial-branch={DEMO_BRANCH}", str(seed))
-    _git(seed, "add", "-A")
-    _git(seed, "-c", "commit.gpgsign=false", "commit", "--quiet", "-m", "Seed the demo project")
-    _git(root, "clone", "--quiet", "--bare", str(seed), str(remote))
+    git(root, "init", "--quiet", f"--initial-branch={DEMO_BRANCH}", str(seed))
+    git(seed, "add", "-A")
+    git(seed, "-c", "commit.gpgsign=false", "commit", "--quiet", "-m", "Seed the demo project")
+    git(root, "clone", "--quiet", "--bare", str(seed), str(remote))
     shutil.rmtree(seed)  # the bare remote is the single source of truth
     return DemoRepo(root=root, remote=remote)

@@ -30,6 +30,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DEFAULT_MAX_OUTPUT_CHARS = 50_000
 KILL_GRACE_S = 2.0  # SIGTERM → SIGKILL
@@ -135,6 +136,20 @@ class _Collector(asyncio.SubprocessProtocol):
             self.closed.set_result(None)
 
 
+def _child_options(cwd: Path, env: Mapping[str, str] | None, *, with_stdin: bool) -> dict[str, Any]:
+    """How every child starts (async and sync alike): in `cwd`, with `env` (None: `scrubbed_env()`),
+    stdin a pipe only when there is input to send, stdout+stderr merged into one pipe, and its own
+    session so that its process group can be killed as a whole."""
+    return {
+        "cwd": str(cwd),
+        "env": dict(env) if env is not None else scrubbed_env(),
+        "stdin": subprocess.PIPE if with_stdin else subprocess.DEVNULL,
+        "stdout": subprocess.PIPE,
+        "stderr": subprocess.STDOUT,
+        "start_new_session": True,
+    }
+
+
 def _not_started(args: tuple[str, ...], exc: OSError, cwd: Path, started: float) -> CommandResult:
     """The result for a program that could not be started (127: not found, 126: not executable)."""
     missing_cwd = isinstance(exc, FileNotFoundError) and not os.path.isdir(cwd)
@@ -185,14 +200,7 @@ async def run_command(
     collector = _Collector(_TailBuffer(max_output_chars), loop)
     try:
         transport, _ = await loop.subprocess_exec(
-            lambda: collector,
-            *args,
-            cwd=str(cwd),
-            env=dict(env) if env is not None else scrubbed_env(),
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            lambda: collector, *args, **_child_options(cwd, env, with_stdin=stdin is not None)
         )
     except OSError as exc:
         return _not_started(args, exc, cwd, started)
@@ -243,15 +251,7 @@ def run_command_sync(
     args = tuple(str(a) for a in argv)
     started = time.monotonic()
     try:
-        proc = subprocess.Popen(
-            args,
-            cwd=str(cwd),
-            env=dict(env) if env is not None else scrubbed_env(),
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        proc = subprocess.Popen(args, **_child_options(cwd, env, with_stdin=stdin is not None))
     except OSError as exc:
         return _not_started(args, exc, cwd, started)
     try:

@@ -5,7 +5,8 @@ move it on or look into it. Import from any test:
 
 - `make_remote(root) -> DemoRepo`: `root/remote.git`, branch `main` with the demo seed project
   (see app/demo_repo.py; `DemoRepo.lint_command`/`test_command` run with plain python3).
-- `git(cwd, *args) -> str`: run git (test identity, scrubbed env, 60 s timeout); raises on failure.
+- `git(cwd, *args) -> str`: `app.demo_repo.git` with a test identity (scrubbed env, 60 s timeout);
+  raises DemoRepoError on failure.
 - `commit_to_remote(remote, files, message, branch="main") -> str`: push a commit writing `files`
   (path → text) onto `branch` of `remote`, as another developer would; returns its sha.
 - `remote_sha(remote, branch) -> str | None`: the branch's sha in `remote`, None when absent.
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from app.config import Settings
 from app.demo_repo import DemoRepo, create_demo_repo
+from app.demo_repo import git as _demo_git
 from app.proc import run_command_sync, scrubbed_env
 from tests.conftest import make_settings
 
@@ -36,10 +38,7 @@ _IDENTITY = {
 
 
 def git(cwd: Path, *args: str) -> str:
-    res = run_command_sync(["git", *args], cwd=cwd, env=scrubbed_env(_IDENTITY), timeout=60)
-    if not res.ok:
-        raise AssertionError(f"git {' '.join(args)} failed ({res.exit_code}): {res.output}")
-    return res.output
+    return _demo_git(cwd, *args, identity=_IDENTITY)
 
 
 def make_remote(root: Path) -> DemoRepo:

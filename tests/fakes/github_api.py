@@ -20,13 +20,12 @@ body=, method=, path_contains=)` makes the next matching requests fail (e.g. 502
 
 from __future__ import annotations
 
-import json
 import re
-import threading
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.loopback import LoopbackHandler, LoopbackServer
 
 _PULLS = re.compile(r"^/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/pulls(?:/(?P<number>\d+))?/?$")
 
@@ -40,22 +39,29 @@ class RecordedRequest:
     json: Any
 
 
-@dataclass
-class Fault:
-    status: int
-    times: int = 1
-    headers: dict[str, str] = field(default_factory=dict)
-    body: Any = None
-    method: str | None = None
-    path_contains: str | None = None
+class _Handler(LoopbackHandler):
+    fake: FakeGitHub
+    json_content_type = "application/json; charset=utf-8"
 
-    def fits(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method == method) and (
-            self.path_contains is None or self.path_contains in path
-        )
+    def _serve(self) -> None:
+        parts = urlsplit(self.path)
+        path = parts.path
+        if self.fake.prefix and path.startswith(self.fake.prefix):
+            path = path[len(self.fake.prefix):]
+        elif self.fake.prefix:
+            path = "/__outside_prefix__" + path  # GHE serves nothing outside /api/v3
+        body = self.read_json()
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        req = RecordedRequest(self.command, path, query, self.lower_headers(), body)
+        status, extra, payload = self.fake.handle(req)
+        self.send_json(status, payload, extra)
+
+    do_GET = do_POST = do_PATCH = _serve
 
 
-class FakeGitHub:
+class FakeGitHub(LoopbackServer):
+    handler = _Handler
+
     def __init__(
         self,
         *,
@@ -65,65 +71,18 @@ class FakeGitHub:
         prefix: str = "",
         branches: set[str] | None = None,
     ) -> None:
+        super().__init__()
         self.owner, self.repo, self.token = owner, repo, token
         self.prefix = prefix.rstrip("/")
         self.branches = branches
         self.prs: list[dict[str, Any]] = []
         self.requests: list[RecordedRequest] = []
-        self.faults: list[Fault] = []
-        self.lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # ----- lifecycle -----
-    def start(self) -> FakeGitHub:
-        handler = type("Handler", (_Handler,), {"fake": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        # A short poll interval so stop() returns in ~50 ms instead of the default 0.5 s.
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, args=(0.05,), daemon=True, name="fake-github"
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> FakeGitHub:
-        return self if self._httpd else self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        assert self._httpd is not None, "start() the fake first"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}{self.prefix}"
-
-    url = base_url
 
     @property
     def slug(self) -> str:
         return f"{self.owner}/{self.repo}"
 
-    # ----- scripting -----
-    def inject(
-        self,
-        status: int,
-        *,
-        times: int = 1,
-        headers: dict[str, str] | None = None,
-        body: Any = None,
-        method: str | None = None,
-        path_contains: str | None = None,
-    ) -> None:
-        """Answer the next `times` matching requests with `status` (body default: GitHub's error shape)."""
-        with self.lock:
-            self.faults.append(Fault(status, times, headers or {}, body, method, path_contains))
-
+    # ----- scripting (and `inject`, from LoopbackServer) -----
     def add_pr(
         self, head: str, base: str = "main", title: str = "existing", body: str = "", state: str = "open"
     ) -> dict[str, Any]:
@@ -155,11 +114,8 @@ class FakeGitHub:
     def handle(self, req: RecordedRequest) -> tuple[int, dict[str, str], Any]:
         with self.lock:
             self.requests.append(req)
-            for fault in self.faults:
-                if fault.times > 0 and fault.fits(req.method, req.path):
-                    fault.times -= 1
-                    body = fault.body if fault.body is not None else {"message": f"injected {fault.status}"}
-                    return fault.status, fault.headers, body
+            if (fault := self.take_fault(req.method, req.path)) is not None:
+                return fault
             auth = req.headers.get("authorization", "")
             if auth not in (f"Bearer {self.token}", f"token {self.token}"):
                 return 401, {}, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}
@@ -217,38 +173,3 @@ class FakeGitHub:
 def _invalid(errors: list[dict[str, Any]]) -> dict[str, Any]:
     return {"message": "Validation Failed", "errors": errors,
             "documentation_url": "https://docs.github.com/rest/pulls/pulls#create-a-pull-request"}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    fake: FakeGitHub
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
-    def _serve(self) -> None:
-        parts = urlsplit(self.path)
-        path = parts.path
-        if self.fake.prefix and path.startswith(self.fake.prefix):
-            path = path[len(self.fake.prefix):]
-        elif self.fake.prefix:
-            path = "/__outside_prefix__" + path  # GHE serves nothing outside /api/v3
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        status, extra, payload = self.fake.handle(RecordedRequest(self.command, path, query, headers, body))
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in extra.items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST = do_PATCH = _serve

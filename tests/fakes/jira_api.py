@@ -20,15 +20,13 @@ path_contains=)` fails the next matching requests first.
 from __future__ import annotations
 
 import base64
-import json
 import re
-import threading
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from app.services.jira.adf import adf_text
+from tests.fakes.loopback import LoopbackHandler, LoopbackServer
 
 _ISSUE = re.compile(r"^/rest/api/3/issue/(?P<key>[^/]+)/(?P<what>comment|remotelink|transitions)/?$")
 DEFAULT_WORKFLOW = [
@@ -47,17 +45,22 @@ class RecordedRequest:
     json: Any
 
 
-@dataclass
-class Fault:
-    status: int
-    times: int = 1
-    headers: dict[str, str] = field(default_factory=dict)
-    body: Any = None
-    method: str | None = None
-    path_contains: str | None = None
+class _Handler(LoopbackHandler):
+    fake: FakeJira
+    json_content_type = "application/json;charset=UTF-8"
+
+    def _serve(self) -> None:
+        body = self.read_json()
+        req = RecordedRequest(self.command, urlsplit(self.path).path, self.lower_headers(), body)
+        status, extra, payload = self.fake.handle(req)
+        self.send_json(status, payload, extra)
+
+    do_GET = do_POST = do_PUT = _serve
 
 
-class FakeJira:
+class FakeJira(LoopbackServer):
+    handler = _Handler
+
     def __init__(
         self,
         *,
@@ -67,47 +70,16 @@ class FakeJira:
         account_id: str = "5b10ac8d82e05b22cc7d4ef5",
         workflow: list[dict[str, Any]] | None = None,
     ) -> None:
+        super().__init__()
         self.issues = dict(issues if issues is not None else {"PROJ-1": "To Do"})
         self.email, self.token, self.account_id = email, token, account_id
         self.workflow = workflow if workflow is not None else [dict(t) for t in DEFAULT_WORKFLOW]
         self.comments: dict[str, list[dict[str, Any]]] = {}
         self.links: dict[str, dict[str, dict[str, Any]]] = {}
         self.requests: list[RecordedRequest] = []
-        self.faults: list[Fault] = []
-        self.lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
 
-    def start(self) -> FakeJira:
-        handler = type("Handler", (_Handler,), {"fake": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        # A short poll interval so stop() returns in ~50 ms instead of the default 0.5 s.
-        server = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
-        server.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> FakeJira:
-        return self if self._httpd else self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        assert self._httpd is not None, "start() the fake first"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
-    url = base_url
-
-    def inject(self, status: int, *, times: int = 1, headers: dict[str, str] | None = None, body: Any = None,
-               method: str | None = None, path_contains: str | None = None) -> None:
-        with self.lock:
-            self.faults.append(Fault(status, times, headers or {}, body, method, path_contains))
+    def fault_body(self, status: int) -> Any:
+        return {"errorMessages": ["injected"]}  # Jira's error shape
 
     def comment_texts(self, key: str) -> list[str]:
         """The visible text of each comment on `key` (ADF flattened)."""
@@ -117,13 +89,8 @@ class FakeJira:
     def handle(self, req: RecordedRequest) -> tuple[int, dict[str, str], Any]:
         with self.lock:
             self.requests.append(req)
-            for f in self.faults:
-                if f.times > 0 and (f.method in (None, req.method)) and (
-                    f.path_contains is None or f.path_contains in req.path
-                ):
-                    f.times -= 1
-                    body = f.body if f.body is not None else {"errorMessages": ["injected"]}
-                    return f.status, f.headers, body
+            if (fault := self.take_fault(req.method, req.path)) is not None:
+                return fault
             expected = "Basic " + base64.b64encode(f"{self.email}:{self.token}".encode()).decode()
             if req.headers.get("authorization") != expected:
                 return 401, {}, {"errorMessages": ["You are not authenticated. Authentication required."]}
@@ -169,33 +136,3 @@ class FakeJira:
             return 400, {}, {"errorMessages": [msg], "errors": {}}
         self.issues[key] = chosen["to"]["name"]
         return 204, {}, None
-
-
-class _Handler(BaseHTTPRequestHandler):
-    fake: FakeJira
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        req = RecordedRequest(self.command, urlsplit(self.path).path, headers, body)
-        status, extra, payload = self.fake.handle(req)
-        data = b"" if payload is None else json.dumps(payload).encode()
-        self.send_response(status)
-        if data:
-            self.send_header("Content-Type", "application/json;charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in extra.items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST = do_PUT = _serve

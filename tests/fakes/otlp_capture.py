@@ -10,16 +10,14 @@ Accepts `POST <any path ending in /v1/traces>` (Langfuse's is `/api/public/otel/
 protobuf `ExportTraceServiceRequest`, gzip-compressed or not, decodes it with opentelemetry-proto and
 keeps every span as a `CapturedSpan` (name, hex ids, attributes as Python values, status, scope,
 resource attributes). Each request is kept in `requests` (path, headers, span count) so tests can
-check the Authorization header. `inject(status, times)` answers the next exports with an error.
+check the Authorization header. `inject(status, times=)` answers the next exports with an error.
 """
 
 from __future__ import annotations
 
 import gzip
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -27,6 +25,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from tests.fakes.loopback import LoopbackHandler, LoopbackServer
 
 
 @dataclass
@@ -58,43 +58,30 @@ def _value(v: AnyValue) -> Any:
     return getattr(v, kind) if kind else None
 
 
-class OtlpCapture:
+class _Handler(LoopbackHandler):
+    fake: OtlpCapture
+
+    def do_POST(self) -> None:
+        body = self.read_body()
+        path = self.path.split("?", 1)[0]
+        if not path.endswith("/v1/traces"):
+            status = 404
+        else:
+            try:
+                status = self.fake.record(path, self.lower_headers(), body)
+            except Exception:  # a body we cannot decode is the client's bug: say so like a collector
+                status = 400
+        data = ExportTraceServiceResponse().SerializeToString() if status == 200 else b""
+        self.send_bytes(status, data, "application/x-protobuf")
+
+
+class OtlpCapture(LoopbackServer):
+    handler = _Handler
+
     def __init__(self) -> None:
+        super().__init__()
         self.spans: list[CapturedSpan] = []
         self.requests: list[CapturedRequest] = []
-        self._fail: list[int] = []  # statuses to answer the next exports with
-        self.lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
-
-    def start(self) -> OtlpCapture:
-        handler = type("Handler", (_Handler,), {"capture": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        # A short poll interval so stop() returns in ~50 ms instead of the default 0.5 s.
-        threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> OtlpCapture:
-        return self if self._httpd else self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        assert self._httpd is not None, "start() the capture server first"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
-    url = base_url
-
-    def inject(self, status: int, times: int = 1) -> None:
-        with self.lock:
-            self._fail.extend([status] * times)
 
     def wait_for_spans(self, count: int = 1, timeout: float = 5.0) -> list[CapturedSpan]:
         """The spans received once there are at least `count` (or whatever arrived by `timeout`)."""
@@ -130,34 +117,7 @@ class OtlpCapture:
                     ))
         with self.lock:
             self.requests.append(CapturedRequest(path, headers, len(spans)))
-            if self._fail:
-                return self._fail.pop(0)  # refused: the spans are not kept
+            if (fault := self.take_fault("POST", path)) is not None:
+                return fault[0]  # refused: the spans are not kept
             self.spans.extend(spans)
         return 200
-
-
-class _Handler(BaseHTTPRequestHandler):
-    capture: OtlpCapture
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        path = self.path.split("?", 1)[0]
-        if not path.endswith("/v1/traces"):
-            status = 404
-        else:
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            try:
-                status = self.capture.record(path, headers, body)
-            except Exception:  # a body we cannot decode is the client's bug: say so like a collector
-                status = 400
-        data = ExportTraceServiceResponse().SerializeToString() if status == 200 else b""
-        self.send_response(status)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)

@@ -29,6 +29,7 @@ import httpx
 from app.config import Settings
 from app.errors import ConfigError, GitHubError
 from app.services.github.base import PullRequest
+from app.services.http_retry import RetryPolicy, send_with_retries
 
 logger = logging.getLogger(__name__)
 
@@ -66,10 +67,7 @@ class GitHubPullRequests:
         self._owner = slug.split("/", 1)[0]
         self._own_http = http is None
         self._http = http or httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, follow_redirects=False)
-        self._max_attempts = max(1, max_attempts)
-        self._backoff = backoff_base_sec
-        self._budget = retry_budget_sec
-        self._sleep = sleep
+        self._retry = RetryPolicy(max(1, max_attempts), backoff_base_sec, retry_budget_sec, sleep)
 
     # ----- the contract -----
     async def open_or_reuse(self, *, head: str, base: str, title: str, body: str) -> PullRequest:
@@ -123,45 +121,46 @@ class GitHubPullRequests:
             "X-GitHub-Api-Version": API_VERSION,
             "User-Agent": "auto-code",
         }
-        waited = 0.0
-        for attempt in range(1, self._max_attempts + 1):
-            last = attempt == self._max_attempts
-            try:
-                resp = await self._http.request(method, self._api + path, headers=headers, **kwargs)
-            except httpx.HTTPError as exc:
-                reason = f"{type(exc).__name__}: {self._scrub(str(exc)) or 'no detail'}"
-                delay = self._backoff * 2 ** (attempt - 1)
-                if last or waited + delay > self._budget:
-                    raise GitHubError(
-                        f"GitHub at {self._api} did not answer while trying to {action} "
-                        f"({reason}; {attempt} attempt(s))"
-                    ) from None
-                logger.warning("github_retry", extra={"attempt": attempt, "reason": reason, "delay_s": delay})
-            else:
-                delay_or_none = self._retry_delay(resp, attempt)
-                if delay_or_none is None:
-                    return resp
-                delay = delay_or_none
-                if last or waited + delay > self._budget:
-                    if _is_rate_limited(resp):
-                        raise GitHubError(
-                            f"GitHub rate limit while trying to {action}: GitHub asks to wait {delay:.0f}s, "
-                            f"past the {self._budget:.0f}s retry budget ({attempt} attempt(s)); "
-                            f"{_error_text(resp)}",
-                            status=resp.status_code,
-                        )
-                    return resp  # a 5xx after the last retry: reported by _raise_for_status
-                logger.warning(
-                    "github_retry",
-                    extra={"attempt": attempt, "status": resp.status_code, "delay_s": round(delay, 3)},
+
+        def unanswered(exc: httpx.HTTPError, attempt: int) -> GitHubError:
+            return GitHubError(
+                f"GitHub at {self._api} did not answer while trying to {action} "
+                f"({self._reason(exc)}; {attempt} attempt(s))"
+            )
+
+        def give_up(resp: httpx.Response, delay: float, attempt: int) -> None:
+            if _is_rate_limited(resp):
+                raise GitHubError(
+                    f"GitHub rate limit while trying to {action}: GitHub asks to wait {delay:.0f}s, "
+                    f"past the {self._retry.budget_sec:.0f}s retry budget ({attempt} attempt(s)); "
+                    f"{_error_text(resp)}",
+                    status=resp.status_code,
                 )
-            await self._sleep(delay)
-            waited += delay
-        raise AssertionError("unreachable: the last attempt returns or raises")
+            # else a 5xx after the last retry: returned, and reported by _raise_for_status
+
+        return await send_with_retries(
+            lambda: self._http.request(method, self._api + path, headers=headers, **kwargs),
+            self._retry,
+            retry_delay=self._retry_delay,
+            unanswered=unanswered,
+            on_retry=self._log_retry,
+            give_up=give_up,
+        )
+
+    def _log_retry(self, attempt: int, delay: float, outcome: httpx.Response | httpx.HTTPError) -> None:
+        extra: dict[str, object]
+        if isinstance(outcome, httpx.Response):
+            extra = {"attempt": attempt, "status": outcome.status_code, "delay_s": round(delay, 3)}
+        else:
+            extra = {"attempt": attempt, "reason": self._reason(outcome), "delay_s": delay}
+        logger.warning("github_retry", extra=extra)
+
+    def _reason(self, exc: httpx.HTTPError) -> str:
+        return f"{type(exc).__name__}: {self._scrub(str(exc)) or 'no detail'}"
 
     def _retry_delay(self, resp: httpx.Response, attempt: int) -> float | None:
         """Seconds to wait before retrying `resp`, or None when it is final."""
-        backoff = self._backoff * 2 ** (attempt - 1)
+        backoff = self._retry.backoff(attempt)
         if _is_rate_limited(resp):
             if (after := _retry_after(resp)) is not None:
                 return after

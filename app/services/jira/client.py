@@ -23,6 +23,7 @@ import httpx
 from app.config import Settings
 from app.errors import ConfigError, JiraError
 from app.intake.keys import is_valid_key
+from app.services.http_retry import RetryPolicy, send_with_retries
 from app.services.jira.adf import to_adf
 
 logger = logging.getLogger(__name__)
@@ -52,10 +53,7 @@ class JiraRestReporter:
         self._account_id = settings.jira_account_id
         self._own_http = http is None
         self._http = http or httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, follow_redirects=False)
-        self._max_attempts = max(1, max_attempts)
-        self._backoff = backoff_base_sec
-        self._budget = retry_budget_sec
-        self._sleep = sleep
+        self._retry = RetryPolicy(max(1, max_attempts), backoff_base_sec, retry_budget_sec, sleep)
 
     async def myself(self) -> str | None:
         if self._account_id:
@@ -112,30 +110,27 @@ class JiraRestReporter:
     # ----- HTTP -----
     async def _request(self, method: str, path: str, action: str, **kwargs: Any) -> httpx.Response:
         headers = {"Accept": "application/json", "User-Agent": "auto-code"}
-        waited = 0.0
-        for attempt in range(1, self._max_attempts + 1):
-            last = attempt == self._max_attempts
-            delay = self._backoff * 2 ** (attempt - 1)
-            try:
-                resp = await self._http.request(
-                    method, self._base + path, headers=headers, auth=self._auth, **kwargs
-                )
-            except httpx.HTTPError as exc:
-                if last or waited + delay > self._budget:
-                    raise JiraError(
-                        f"Jira at {self._base} did not answer ({action}): {type(exc).__name__}"
-                    ) from None
-            else:
-                if resp.status_code != 429 and resp.status_code < 500:
-                    return resp
-                after = resp.headers.get("retry-after", "")
-                delay = float(after) if after.isdigit() else delay
-                if last or waited + delay > self._budget:
-                    return resp
+
+        def unanswered(exc: httpx.HTTPError, attempt: int) -> JiraError:
+            return JiraError(f"Jira at {self._base} did not answer ({action}): {type(exc).__name__}")
+
+        def on_retry(attempt: int, delay: float, outcome: httpx.Response | httpx.HTTPError) -> None:
             logger.warning("jira_retry", extra={"attempt": attempt, "delay_s": delay, "action": action})
-            await self._sleep(delay)
-            waited += delay
-        raise AssertionError("unreachable: the last attempt returns or raises")
+
+        return await send_with_retries(
+            lambda: self._http.request(method, self._base + path, headers=headers, auth=self._auth, **kwargs),
+            self._retry,
+            retry_delay=self._retry_delay,
+            unanswered=unanswered,
+            on_retry=on_retry,
+        )
+
+    def _retry_delay(self, resp: httpx.Response, attempt: int) -> float | None:
+        """429 and 5xx are retried after `Retry-After` (whole seconds) or the backoff; the rest is final."""
+        if resp.status_code != 429 and resp.status_code < 500:
+            return None
+        after = resp.headers.get("retry-after", "")
+        return float(after) if after.isdigit() else self._retry.backoff(attempt)
 
     def _check(self, resp: httpx.Response, action: str, ticket_key: str | None = None) -> None:
         status = resp.status_code
