@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic_settings import SettingsConfigDict
+
+from app.config import Settings
 
 # The real CLI must never look up api.anthropic.com from a test; retries stay short.
 os.environ.setdefault("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
@@ -37,23 +40,21 @@ def settings_env(workspace: Path, **overrides: Any) -> dict[str, str]:
     return env
 
 
-def make_settings(workspace: Path, **overrides: Any):  # noqa: ANN201 - Settings
+def make_settings(workspace: Path, **overrides: Any) -> Settings:
     """A Settings object built only from the given values (no .env file, no process env)."""
-    from app.config import Settings
-
     class _Isolated(Settings):
-        model_config = {**Settings.model_config, "env_file": None}
+        model_config = SettingsConfigDict(**{**Settings.model_config, "env_file": None})
 
         @classmethod
-        def settings_customise_sources(cls, settings_cls, init_settings, *_: Any, **__: Any):  # noqa: ANN206
+        def settings_customise_sources(cls, settings_cls: Any, init_settings: Any, *_: Any, **__: Any) -> Any:
             return (init_settings,)
 
     return _Isolated(**settings_env(workspace, **overrides))
 
 
 @pytest.fixture
-def settings_factory(tmp_path: Path):  # noqa: ANN201
-    def build(**overrides: Any):  # noqa: ANN202
+def settings_factory(tmp_path: Path) -> Any:
+    def build(**overrides: Any) -> Settings:
         return make_settings(tmp_path / "workspace", **overrides)
 
     return build
