@@ -38,6 +38,7 @@ from tests.fakes.github_api import FakeGitHub
 from tests.gitrepos import make_remote, workspace_settings
 
 API_KEY = "sk-ant-e2e-dummy-key"
+GH_TOKEN = "ghp_E2E_SECRET_github_token_5d1c"  # distinctive: searched for in what the agent saw
 CLAUDE_BIN = bundled_cli()
 IMPLEMENT = "You are implementing Jira ticket"  # prompt markers (app/prompts/ticket_prompts.py)
 REVIEW = "You are reviewing a change"
@@ -148,9 +149,16 @@ def no_claude_left(root: Path, within: float = 3.0) -> list[tuple[int, str]]:
 
 
 @pytest.fixture
-def model(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAnthropicAPI]:
+def model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeAnthropicAPI]:
     """The scripted model, and the process environment that points the CLI at it. The client passes
-    ANTHROPIC_BASE_URL from os.environ to the CLI; retries and time-to-headers are kept short."""
+    ANTHROPIC_BASE_URL from os.environ to the CLI; retries and time-to-headers are kept short.
+
+    HOME is an empty directory: the CLI's Bash tool snapshots the user's login shell by sourcing
+    ~/.bashrc, and a developer's profile (pyenv's rehash lock, left stale when a killed agent shell
+    held it, stalls every later shell for 60 s) must not decide whether these tests pass."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
     with FakeAnthropicAPI() as server:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
         monkeypatch.setenv("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
@@ -161,7 +169,7 @@ def model(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAnthropicAPI]:
 
 @pytest.fixture
 def github() -> Iterator[FakeGitHub]:
-    with FakeGitHub(owner="acme", repo="greeter") as gh:
+    with FakeGitHub(owner="acme", repo="greeter", token=GH_TOKEN) as gh:
         yield gh
 
 
