@@ -66,7 +66,8 @@ def _kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:
 @atexit.register
 def _kill_leftovers() -> None:
     for proc in list(_LIVE.values()):
-        _kill_group(proc, signal.SIGKILL)
+        if proc.poll() is None:  # an exited leader's pid may belong to someone else by now
+            _kill_group(proc, signal.SIGKILL)
 
 
 @dataclass

@@ -33,7 +33,7 @@ from tests.fakes.jira_api import FakeJira
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
-DEAD_DELAY_S = 3.0  # scripted implement time in the dead-host test: host-b stays busy through `recover`
+DEAD_DELAY_S = 4.0  # scripted implement time in the dead-host test: host-b stays busy through `recover`
 
 
 def _hosts(tmp_path: Path, procs: Procs, service_env: EnvBuilder, db: str, delay_s: float,
