@@ -85,5 +85,8 @@ def configure_logging(level: str = "INFO") -> None:
     # Access lines at INFO for every webhook are noise at this volume; errors still show.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.getLogger("dbos").setLevel(logging.WARNING)
+    # DBOS adds its own plain-text console handler (and stops propagation) when its logger has no
+    # handler at all; a NullHandler keeps it from doing so, so its lines come out as JSON here.
+    logging.getLogger("dbos").handlers = [logging.NullHandler()]
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
