@@ -24,3 +24,6 @@ class PipelineDeps:
     pull_requests: PullRequests
     tracer: Tracer
     jira: JiraReporter | None = None  # None: reporting back to Jira is off
+    # Set by the engine just before DBOS shuts down. A step whose agent dies because the service is
+    # stopping must not record that as the run's failure: the run resumes after the restart.
+    stopping: bool = False

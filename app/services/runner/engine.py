@@ -84,6 +84,7 @@ class RunEngine:
                                           "app_version": self.settings.app_version, "queue_worker": worker})
 
     def stop(self) -> None:
+        self.deps.stopping = True
         DBOS.destroy(destroy_registry=False)
 
     async def submit(self, ticket: Ticket) -> SubmitResult:

@@ -57,6 +57,10 @@ async def _record_agent(d: PipelineDeps, run_id: str, run: AgentRun) -> None:
 
 
 async def _agent_failed(d: PipelineDeps, run_id: str, err: AgentError) -> str:
+    if d.stopping:
+        # The CLI was killed by our own shutdown: not the run's failure. Cancellation is not
+        # recorded as the step's outcome, so the step runs again after the restart.
+        raise asyncio.CancelledError(f"service stopping during an agent call ({err.terminal_reason})")
     await d.store.add_usage(run_id, turns=err.turns, cost_usd=err.cost_usd, session_id=err.session_id)
     return f"agent {err.terminal_reason}: {err.detail}"
 

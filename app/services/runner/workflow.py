@@ -107,7 +107,10 @@ class TicketRunner(DBOSConfiguredInstance):
             return await self.step_finish(run_id, "failed", message)
         except Exception as exc:
             # A bug or an unexpected error in a step: the run must still end visibly failed, never
-            # stay "running". (A DBOS cancel is a BaseException and passes through.)
+            # stay "running". (A DBOS cancel is a BaseException and passes through.) While the
+            # service is stopping, errors are side effects of the shutdown: leave the run to recovery.
+            if self.d.stopping:
+                raise
             log.exception("pipeline_crashed")
             return await self.step_finish(run_id, "failed", f"internal error: {type(exc).__name__}: {exc}")
 
