@@ -319,12 +319,13 @@ async def cleanup(d: PipelineDeps, run_id: str, wt: dict[str, Any], keep: bool) 
 
 
 async def finish(d: PipelineDeps, run_id: str, status: str, error: str | None) -> str:
+    # Export this ticket's spans before the run shows as ended, so whoever sees the final status
+    # finds the trace complete. Flushing can wait on the network: off the event loop.
+    await asyncio.to_thread(d.tracer.flush)
     if status == "failed":
         await d.store.fail_running_steps(run_id, error or "failed")
     await d.store.update_run(run_id, status=status, error=error)
     level = "warning" if status == "failed" else "info"
     await _say(d, run_id, f"run_finished status={status}" + (f" error={error}" if error else ""), level,
                step="finish")
-    # Export this ticket's spans now; flushing can wait on the network, so off the event loop.
-    await asyncio.to_thread(d.tracer.flush)
     return status
