@@ -55,8 +55,8 @@ class TestScrubbedEnvironment:
             monkeypatch.setenv(name, value)
         model.script(Rule(prompt_contains=IMPLEMENT, turns=[
             bash("env"), write("{cwd}/checked.md", "checked\n"), text("Checked the environment.")]))
-        # `env` is allowed the way every check command is: as the configured TEST_COMMAND.
-        with e2e(SCRUB_ENV=0, TEST_COMMAND='["env"]', DRY_RUN=1, **SECRETS) as svc:
+        # `env` is allowed the way every enabled check command is: as the configured TEST_COMMAND.
+        with e2e(SCRUB_ENV=0, TEST_COMMAND='["env"]', ENABLE_TESTS=1, DRY_RUN=1, **SECRETS) as svc:
             run = svc.run("PROJ-20")
         assert run["status"] == "succeeded", run["error"]
         assert step(run, "implement")["detail"]["permission_denials"] == []

@@ -44,9 +44,11 @@ log = logging.getLogger(__name__)
 EDIT_TOOLS = ["Read", "Write", "Edit", "Glob", "Grep", "Bash"]
 REVIEW_TOOLS = ["Read", "Glob", "Grep"]
 REVIEW_DENIED = ["Write", "Edit", "MultiEdit", "NotebookEdit", "Bash", "WebFetch", "WebSearch", "Task"]
-# Bash the agent may run without asking: read-only git and listing. The configured checks are added.
-SAFE_BASH = ["Bash(ls:*)", "Bash(pwd)", "Bash(git status:*)", "Bash(git diff:*)", "Bash(git log:*)",
-             "Bash(git show:*)"]
+# No bare "Read"/"Write"/"Edit" allow rules: a bare tool name allows it on ANY path. Without them the
+# CLI's own rules apply - edits (acceptEdits) and reads inside the cwd (the worktree) only.
+# Bash the agent may run without asking: listing and `git status`. Not `git diff/log/show`: they take
+# `--output=<file>`, which can overwrite the worktree's `.git` pointer. The enabled checks are added.
+SAFE_BASH = ["Bash(ls:*)", "Bash(pwd)", "Bash(git status:*)"]
 DENIED = ["Bash(git push:*)", "Bash(git remote:*)", "Bash(git config:*)", "Bash(curl:*)", "Bash(wget:*)",
           "Bash(ssh:*)", "Bash(scp:*)", "Bash(nc:*)", "WebFetch", "WebSearch"]
 _RULE_WORD = re.compile(r"^[\w./@=+-]+$")  # what may go into a `Bash(...)` rule unquoted
@@ -79,10 +81,13 @@ class SdkClaudeCode:
         self._cli = settings.claude_cli_path or bundled_cli()
         self._run_dir = config_dir / "run"
         self._costs = CostBook(config_dir / "auto-code-sessions")
-        commands = (settings.setup_command, settings.lint_command, settings.test_command)
+        # Only the checks the pipeline will run: a disabled gate's command is no reason to let the
+        # agent execute (possibly agent-edited) code.
+        commands = [cmd for cmd, on in ((settings.setup_command, settings.enable_setup),
+                                        (settings.lint_command, settings.enable_lint),
+                                        (settings.test_command, settings.enable_tests)) if on]
         checks = [command_rule(c) for c in commands]
-        self._allowed = ["Read", "Write", "Edit", "Glob", "Grep", *SAFE_BASH,
-                         *(r for r in checks if r), *extra_allowed_tools]
+        self._allowed = [*SAFE_BASH, *(r for r in checks if r), *extra_allowed_tools]
         self._warm: dict[Path, LiveSession] = {}
         self._live: set[LiveSession] = set()
 
@@ -99,7 +104,7 @@ class SdkClaudeCode:
         )
         if review:
             return ClaudeAgentOptions(**common, permission_mode="default", tools=list(REVIEW_TOOLS),
-                                      allowed_tools=list(REVIEW_TOOLS), disallowed_tools=list(REVIEW_DENIED),
+                                      allowed_tools=[], disallowed_tools=list(REVIEW_DENIED),
                                       max_turns=s.claude_review_max_turns)
         return ClaudeAgentOptions(**common, permission_mode="acceptEdits", tools=list(EDIT_TOOLS),
                                   allowed_tools=list(self._allowed), disallowed_tools=list(DENIED),
