@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_serializer
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "no_changes", "cancelled"]
-StepStatus = Literal["running", "succeeded", "failed", "skipped"]
+StepStatus = Literal["running", "succeeded", "failed", "skipped", "cancelled"]
 FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "no_changes", "cancelled"})
 
 

@@ -78,7 +78,8 @@ def test_cancel_a_running_run_then_retry_it(tmp_path: Path) -> None:
     assert cancelled.status_code == 202
     assert again.status_code == 400 and again.json()["error"] == "run_finished"
     assert after["status"] == "cancelled"
-    assert [s["name"] for s in after["steps"]][-1] == "implement"  # nothing ran after the cancel
+    assert [(s["name"], s["status"]) for s in after["steps"]][-1] == ("implement", "cancelled")
+    assert len(after["steps"]) == 2  # prepare, implement: nothing ran after the cancel
     assert retried.status_code == 202 and retried.json()["status"] == "queued"
     assert retried.json()["run_id"] != run_id and new_run["status"] == "succeeded"
     assert len(prs) == 1

@@ -112,7 +112,12 @@ class RunEngine:
             raise BadRequest(f"run {run_id} already ended ({row['status']})", code="run_finished")
         await DBOS.cancel_workflow_async(run_id)
         await self.store.update_run(run_id, status="cancelled", error="cancelled by an operator")
-        await self.store.add_log(run_id, "run cancelled by an operator", "warning")
+        await self.store.fail_running_steps(run_id, "cancelled by an operator", "cancelled")
+        worktree = self.settings.workspace_dir / "worktrees" / f"ticket-{row['ticket'].lower()}"
+        await self.store.add_log(
+            run_id, f"run cancelled by an operator; worktree kept: git worktree remove {worktree} --force",
+            "warning",
+        )
 
     async def retry(self, run_id: str) -> SubmitResult:
         """A new run of the same ticket (the old run's record stays as it was)."""

@@ -66,11 +66,18 @@ async def _agent_failed(d: PipelineDeps, run_id: str, err: AgentError) -> str:
 
 
 # ---------------------------------------------------------------------------- steps
-async def start(d: PipelineDeps, run_id: str, td: dict[str, Any]) -> None:
-    """Make sure the run record exists (intake may have crashed before writing it) and is running."""
+async def start(d: PipelineDeps, run_id: str, td: dict[str, Any]) -> dict[str, Any]:
+    """Make sure the run record exists (intake may have crashed before writing it) and is running,
+    and fix the pipeline's shape for this run. The options are returned so DBOS records them: a run
+    resumed after a restart with another configuration replays the same steps in the same order
+    (DBOS matches recorded steps by position, so a gate switched on mid-run would otherwise be fed
+    another step's recorded output)."""
     await d.store.create_run(run_id, td["key"], json.dumps(td), "running")
     await d.store.update_run(run_id, status="running")
     await _say(d, run_id, "run_started", step="start")
+    s = d.settings
+    return {"enable_setup": s.enable_setup, "enable_review": s.enable_review, "enable_lint": s.enable_lint,
+            "enable_tests": s.enable_tests, "dry_run": s.dry_run, "gate_max_rounds": s.gate_max_rounds}
 
 
 async def prepare(d: PipelineDeps, run_id: str, td: dict[str, Any]) -> dict[str, Any]:
@@ -296,9 +303,10 @@ async def report(
         else:
             await d.store.finish_step(run_id, "report", "skipped", {"reason": outcome})
             return
-    except AutoCodeError as exc:
-        await d.store.finish_step(run_id, "report", "failed", {"error": exc.detail})
-        await _say(d, run_id, f"reporting to Jira failed: {exc.detail}", "warning", step="report")
+    except Exception as exc:  # best effort: whatever goes wrong, the run's outcome stands
+        detail = exc.detail if isinstance(exc, AutoCodeError) else f"{type(exc).__name__}: {exc}"
+        await d.store.finish_step(run_id, "report", "failed", {"error": detail})
+        await _say(d, run_id, f"reporting to Jira failed: {detail}", "warning", step="report")
         return
     await d.store.finish_step(run_id, "report", "succeeded", {"outcome": outcome})
 
@@ -312,8 +320,10 @@ async def cleanup(d: PipelineDeps, run_id: str, wt: dict[str, Any], keep: bool) 
     await d.store.start_step(run_id, "cleanup")
     try:
         await d.workspace.remove(_wt(wt))
-    except AutoCodeError as exc:
-        await d.store.finish_step(run_id, "cleanup", "failed", {"error": exc.detail})
+    except Exception as exc:  # a worktree we could not remove must not turn a PR into a failed run
+        detail = exc.detail if isinstance(exc, AutoCodeError) else f"{type(exc).__name__}: {exc}"
+        await d.store.finish_step(run_id, "cleanup", "failed", {"error": detail})
+        await _say(d, run_id, f"worktree not removed: {detail}", "warning", step="cleanup")
         return
     await d.store.finish_step(run_id, "cleanup", "succeeded", {})
 

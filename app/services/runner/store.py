@@ -122,13 +122,13 @@ class RunStore:
                 return False
         return True
 
-    def fail_running_steps(self, run_id: str, reason: str) -> None:
-        """Close step rows left `running` by a step that raised instead of returning."""
+    def fail_running_steps(self, run_id: str, reason: str, status: str = "failed") -> None:
+        """Close step rows left `running` (a step that raised, or a run cancelled mid-step)."""
         with self.engine.begin() as conn:
             conn.execute(
                 steps.update()
                 .where(steps.c.run_id == run_id, steps.c.status == "running")
-                .values(status="failed", finished_at=time.time(), detail_json=json.dumps({"error": reason}))
+                .values(status=status, finished_at=time.time(), detail_json=json.dumps({"error": reason}))
             )
 
     def update_run(self, run_id: str, **fields: Any) -> None:

@@ -60,14 +60,15 @@ class TicketRunner(DBOSConfiguredInstance):
             return await self._pipeline(run_id, ticket)
 
     async def _pipeline(self, run_id: str, ticket: Ticket) -> str:
-        s = self.d.settings
         td = ticket.model_dump()
-        await self.step_start(run_id, td)
+        # The run's shape comes from the recorded start step, never from the live settings.
+        opts = await self.step_start(run_id, td)
+        rounds = opts["gate_max_rounds"]
         wt: dict[str, Any] | None = None
         gates: dict[str, dict[str, Any]] = {}
         try:
             wt = _ok("prepare", await self.step_prepare(run_id, td))
-            if s.enable_setup:
+            if opts["enable_setup"]:
                 _ok("setup", await self.step_setup(run_id, wt))
             impl = _ok("implement", await self.step_implement(run_id, td, wt))
             session_id = impl["session_id"]
@@ -76,14 +77,14 @@ class TicketRunner(DBOSConfiguredInstance):
                 await self.step_cleanup(run_id, wt, False)
                 return await self.step_finish(run_id, "no_changes", None)
             review_findings: str | None = None
-            if s.enable_review:
+            if opts["enable_review"]:
                 gates["review"], session_id, review_findings = await self._review_gate(
-                    run_id, td, wt, session_id
+                    run_id, td, wt, session_id, rounds
                 )
-            for gate, enabled in (("lint", s.enable_lint), ("test", s.enable_tests)):
+            for gate, enabled in (("lint", opts["enable_lint"]), ("test", opts["enable_tests"])):
                 if enabled:
-                    gates[gate], session_id = await self._check_gate(run_id, gate, wt, session_id)
-            if s.dry_run:
+                    gates[gate], session_id = await self._check_gate(run_id, gate, wt, session_id, rounds)
+            if opts["dry_run"]:
                 for name in ("commit", "push", "pull_request"):
                     await self.step_skip(run_id, name, "DRY_RUN")
                 await self.step_report(run_id, td, "dry_run", None, impl.get("result_text", ""))
@@ -115,10 +116,9 @@ class TicketRunner(DBOSConfiguredInstance):
             return await self.step_finish(run_id, "failed", f"internal error: {type(exc).__name__}: {exc}")
 
     async def _review_gate(
-        self, run_id: str, td: dict[str, Any], wt: dict[str, Any], session_id: str
+        self, run_id: str, td: dict[str, Any], wt: dict[str, Any], session_id: str, limit: int
     ) -> tuple[dict[str, Any], str, str | None]:
         rounds: list[dict[str, Any]] = []
-        limit = self.d.settings.gate_max_rounds
         last_sig: str | None = None
         for n in range(limit + 1):
             res = await self.step_review_round(run_id, td, wt, n, rounds)
@@ -142,10 +142,9 @@ class TicketRunner(DBOSConfiguredInstance):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _check_gate(
-        self, run_id: str, gate: str, wt: dict[str, Any], session_id: str
+        self, run_id: str, gate: str, wt: dict[str, Any], session_id: str, limit: int
     ) -> tuple[dict[str, Any], str]:
         rounds: list[dict[str, Any]] = []
-        limit = self.d.settings.gate_max_rounds
         last_sig: str | None = None
         for n in range(limit + 1):
             res = await self.step_check_round(run_id, gate, wt, n, rounds)
@@ -163,8 +162,8 @@ class TicketRunner(DBOSConfiguredInstance):
 
     # ------------------------------------------------------------------ steps
     @DBOS.step()
-    async def step_start(self, run_id: str, td: dict[str, Any]) -> None:
-        await S.start(self.d, run_id, td)
+    async def step_start(self, run_id: str, td: dict[str, Any]) -> dict[str, Any]:
+        return await S.start(self.d, run_id, td)
 
     @DBOS.step()
     async def step_prepare(self, run_id: str, td: dict[str, Any]) -> dict[str, Any]:

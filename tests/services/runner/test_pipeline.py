@@ -175,3 +175,28 @@ class TestUnexpectedErrors:
         assert run["status"] == "failed"
         assert run["error"] == "internal error: Broken: disk on fire"
         assert step(run, "implement")["status"] == "failed"  # no step row left "running"
+
+
+
+class TestReplayUsesRecordedOptions:
+    def test_a_replayed_run_keeps_the_shape_it_started_with(self, tmp_path: Path) -> None:
+        """DBOS replays recorded steps by position. A run resumed after a restart under another
+        configuration (here: lint switched on) must keep the steps it started with: the options
+        come from its recorded start step, not from the live settings."""
+        from dbos import DBOS
+
+        with running_service(tmp_path, DRY_RUN=1) as svc:
+            run = svc.run("PROJ-14")
+            assert run["status"] == "succeeded"
+            svc.app.state.settings.enable_lint = True  # the "new deployment"
+
+            async def replay_after_implement() -> list[str]:
+                # Steps 0-2 (start, prepare, implement) come from the record; the rest re-execute.
+                handle = await DBOS.fork_workflow_async(run["run_id"], 3)
+                assert await handle.get_result() == "succeeded"
+                steps = await DBOS.list_workflow_steps_async(handle.get_workflow_id())
+                return [st["function_name"].rsplit(".", 1)[-1] for st in steps]
+
+            replayed = svc.client.portal.call(replay_after_implement)
+        assert replayed[:3] == ["step_start", "step_prepare", "step_implement"]
+        assert "step_check_round" not in replayed  # lint was not part of this run
