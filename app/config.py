@@ -84,6 +84,9 @@ class Settings(BaseSettings):
 
     # --- Claude ---
     anthropic_api_key: SecretStr | None = Field(None, alias="ANTHROPIC_API_KEY")
+    # Where the CLI sends model requests (an LLM gateway, or a local test server); read here so a
+    # value in `.env` reaches the CLI too, not only one in the process environment.
+    anthropic_base_url: str | None = Field(None, alias="ANTHROPIC_BASE_URL")
     claude_cli_path: str | None = Field(None, alias="CLAUDE_CLI_PATH")
     # "sdk" = the real Claude Code CLI; "mock" = the offline scripted editor. Empty = sdk when an
     # API key is set, else mock (development only: production requires the key).

@@ -52,8 +52,8 @@ def agent_env(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
     }
     if settings.anthropic_api_key is not None:
         env["ANTHROPIC_API_KEY"] = settings.anthropic_api_key.get_secret_value()
-    if environ.get("ANTHROPIC_BASE_URL"):
-        env["ANTHROPIC_BASE_URL"] = environ["ANTHROPIC_BASE_URL"]
+    if base_url := settings.anthropic_base_url or environ.get("ANTHROPIC_BASE_URL"):
+        env["ANTHROPIC_BASE_URL"] = base_url
     return env
 
 

@@ -90,6 +90,11 @@ class TestAllowlist:
         settings.anthropic_api_key = None
         assert "ANTHROPIC_API_KEY" not in agent_env(settings, {})
 
+    def test_base_url_from_dotenv_settings_reaches_the_cli(self, settings_factory) -> None:
+        # A value in `.env` lives only in Settings (pydantic-settings does not export it).
+        settings = settings_factory(ANTHROPIC_BASE_URL="https://llm-gateway.internal.example")
+        assert agent_env(settings, {})["ANTHROPIC_BASE_URL"] == "https://llm-gateway.internal.example"
+
 
 class TestLauncher:
     def test_cli_sees_only_the_allowlisted_environment(self, tmp_path: Path) -> None:
