@@ -11,11 +11,18 @@
 #   (claude_agent_sdk/_bundled/claude, a self-contained binary): there is NO Node.js, NO npm and NO
 #   separate CLI install here. One CLI, pinned by uv.lock through the SDK version.
 # - git (the workspace service drives it), ca-certificates (https clones, GitHub/Anthropic/Jira APIs),
-#   tini (PID 1: forwards SIGTERM to uvicorn and reaps the CLI's and git's child processes).
+#   tini (PID 1: forwards SIGTERM to uvicorn and reaps the CLI's and git's child processes),
+#   util-linux for setpriv (drops from root to the service user; see ENTRYPOINT).
 # - No curl: the HEALTHCHECK uses the Python already in the image.
-# - A non-root user `autocode` (uid 10001): the CLI refuses bypassPermissions as root, and the agent
-#   should not own the image anyway. The virtualenv stays root-owned, so the agent cannot rewrite
-#   the service's own code.
+# - A non-root user `autocode` (uid 10001) runs the service: the CLI refuses bypassPermissions as
+#   root, and the agent should not own the image anyway. The virtualenv stays root-owned, so the
+#   agent cannot rewrite the service's own code.
+# - PID 1 (tini) runs as ROOT and setpriv starts the service as 10001. Why: the agent's code runs as
+#   the service's uid, and every process keeps its initial environment block (the secrets from
+#   env_file) readable in /proc/<pid>/environ by its own uid. tini's copy is then root-owned; the
+#   service's own copy is closed by app/hardening.py (non-dumpable). Hence no USER instruction: it
+#   would make tini 10001 and leave /proc/1/environ readable to the agent. Consequence:
+#   `docker exec` runs as root unless given `-u autocode` (deployment-plan.md).
 #
 # The image build is not exercised by CI (no Docker engine there); tests/test_shipping.py checks this
 # file's shape and validates compose/auto-code.yml with the compose client.
@@ -60,8 +67,9 @@ ARG EXTRA_APT_PACKAGES=""
 # would break rebuilds; the base image tag and uv.lock pin what the service depends on.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends git ca-certificates tini ${EXTRA_APT_PACKAGES} \
-    && rm -rf /var/lib/apt/lists/*
+    && apt-get install -y --no-install-recommends git ca-certificates tini util-linux ${EXTRA_APT_PACKAGES} \
+    && rm -rf /var/lib/apt/lists/* \
+    && test -x /usr/bin/tini && test -x /usr/bin/setpriv
 
 # The service user. /workspace is created and chowned BEFORE the VOLUME line, so a fresh named
 # volume is initialised with this ownership.
@@ -90,16 +98,20 @@ ENV PATH="/app/.venv/bin:${PATH}" \
 # transcripts (claude-config/) and local PR records. Keep it on a volume: runs resume from it.
 VOLUME ["/workspace"]
 WORKDIR /app
-# Numeric, so runtimes that check runAsNonRoot can verify it without reading /etc/passwd.
-USER 10001:10001
+# No USER here on purpose (see the header): the ENTRYPOINT drops to 10001:10001 after tini starts.
 
 # Documentation only: nothing is published. In production the cloudflared container reaches
 # http://auto-code:3001 over the compose network.
 EXPOSE 3001
 
-# urlopen raises on a refused connection, a timeout or any non-2xx answer -> exit 1 -> unhealthy.
+# Runs as root (like docker exec) and touches only the network. urlopen raises on a refused
+# connection, a timeout or any non-2xx answer -> exit 1 -> unhealthy.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=40s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('CLAUDE_CODE_API_PORT', '3001'), timeout=4)"]
 
-ENTRYPOINT ["/usr/bin/tini", "--"]
+# tini (root, PID 1) -> setpriv -> exec of the CMD as uid/gid 10001 with autocode's groups. setpriv
+# keeps the environment (HOME=/home/autocode, the secrets) and execs, so the service is tini's direct
+# child and gets its SIGTERM. Root here needs CAP_SETUID/CAP_SETGID (compose/auto-code.yml cap_add).
+# `docker run <image> <cmd>` also runs <cmd> as 10001.
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/bin/setpriv", "--reuid=10001", "--regid=10001", "--init-groups", "--"]
 CMD ["auto-code", "serve"]

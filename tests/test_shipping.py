@@ -10,6 +10,7 @@ and the compose file's shape; and `docker compose ... config` with the template 
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import re
 import shutil
@@ -227,6 +228,14 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
     return out
 
 
+def entrypoint() -> list[str]:
+    """The final stage's ENTRYPOINT, exec form."""
+    value = [a for ins, a in final_stage() if ins == "ENTRYPOINT"][-1]
+    argv = json.loads(value)
+    assert isinstance(argv, list), "ENTRYPOINT must use the exec form"
+    return argv
+
+
 def final_stage() -> list[tuple[str, str]]:
     instructions = dockerfile_instructions()
     last_from = max(i for i, (ins, _) in enumerate(instructions) if ins == "FROM")
@@ -248,13 +257,49 @@ class TestDockerfile:
         assert re.fullmatch(r"python:3\.1[12]-slim(-\w+)?", args["PYTHON_IMAGE"])
         assert any(ins == "COPY" and a.startswith("--from=builder") for ins, a in final_stage())
 
-    def test_runtime_runs_as_non_root_with_workspace_volume(self) -> None:
+    def test_service_runs_as_the_non_root_user_with_workspace_volume(self) -> None:
         stage = final_stage()
-        users = [a for ins, a in stage if ins == "USER"]
-        assert users and users[-1].split(":")[0] not in {"root", "0"}
-        assert any(ins == "RUN" and "useradd" in a and "10001" in a for ins, a in stage)
+        useradd = next(a for ins, a in stage if ins == "RUN" and "useradd" in a)
+        assert "--uid 10001" in useradd and "--gid 10001" in useradd
+        assert "--home-dir /home/autocode" in useradd and "--create-home" in useradd
         assert any(ins == "RUN" and "chown autocode" in a and "/workspace" in a for ins, a in stage)
         assert any(ins == "VOLUME" and "/workspace" in a for ins, a in stage)
+        env = " ".join(a for ins, a in stage if ins == "ENV")
+        assert "HOME=/home/autocode" in env and "WORKSPACE_DIR=/workspace" in env
+        # The entrypoint drops to that uid/gid (tests below); nothing else may start the service as root.
+        drop = ["/usr/bin/setpriv", "--reuid=10001", "--regid=10001", "--init-groups", "--"]
+        assert entrypoint()[-5:] == drop
+
+    def test_tini_stays_root_so_pid_1_environment_is_not_readable_by_the_service_uid(self) -> None:
+        # A USER instruction would start tini as 10001: its /proc/1/environ (all the secrets) would
+        # then be readable by the agent, which runs as that uid.
+        assert not [a for ins, a in final_stage() if ins == "USER"]
+        assert entrypoint()[:2] == ["/usr/bin/tini", "--"]
+        runs = " ".join(a for ins, a in final_stage() if ins == "RUN")
+        assert re.search(r"apt-get install .*\btini\b.*\butil-linux\b", runs), "setpriv is in util-linux"
+        assert "test -x /usr/bin/setpriv" in runs
+
+    def test_entrypoint_really_drops_to_the_given_uid(self) -> None:
+        # The exact ENTRYPOINT argv with this machine's `nobody` in place of 10001 (not in /etc/passwd
+        # here): tini and setpriv accept it, the command runs as that uid, the environment passes.
+        if os.geteuid() != 0:
+            pytest.skip("not root: setpriv cannot change uid")
+        argv = [a.replace("10001", "65534") for a in entrypoint()]
+        missing = [a for a in argv if a.startswith("/") and not os.access(a, os.X_OK)]
+        if missing:
+            pytest.skip(f"not installed here: {missing}")
+        env = {"PATH": os.defpath, "HOME": "/home/autocode"}
+        proc = subprocess.Popen([*argv, "sh", "-c", 'echo "$(id -u):$(id -g):$HOME"'], cwd="/", env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
+        assert proc.returncode == 0, err
+        assert out.strip() == "65534:65534:/home/autocode"
 
     def test_healthcheck_command_and_environment(self) -> None:
         stage = dict((ins, a) for ins, a in final_stage() if ins in {"HEALTHCHECK", "CMD", "ENTRYPOINT"})
@@ -305,6 +350,17 @@ class TestComposeFile:
         assert "workspace:/workspace" in app["volumes"]
         assert app["restart"] == "unless-stopped"
         assert "/health" in " ".join(app["healthcheck"]["test"])
+
+    def test_only_the_capabilities_the_entrypoint_needs_and_no_user_override(
+        self, services: dict[str, Any]
+    ) -> None:
+        app = services["auto-code"]
+        assert "no-new-privileges:true" in app["security_opt"]
+        assert app["cap_drop"] == ["ALL"]
+        # setpriv (run by root tini) needs exactly these to drop to uid 10001; without them the
+        # container cannot start, with more the root parent would hold powers it never uses.
+        assert sorted(app["cap_add"]) == ["SETGID", "SETUID"]
+        assert "user" not in app, "`user:` would start tini as the service uid (PID 1 env readable)"
 
     def test_stable_executor_id_and_a_long_stop_grace(self, services: dict[str, Any]) -> None:
         app = services["auto-code"]
