@@ -52,13 +52,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(host: str, port: int | None) -> int:
+    import logging
+
     import uvicorn
 
     from app.config import Settings
+    from app.hardening import harden_process
     from app.main import create_app
 
+    # First, before any secret is read: same-uid processes (code the agent runs) must not be able
+    # to read this process's environment block or memory.
+    hardened = harden_process()
     settings = Settings()
     app = create_app(settings)
+    logging.getLogger(__name__).info("process_hardened", extra={"measures": hardened})
     # log_config=None: our JSON handlers (installed by create_app) format uvicorn's lines too.
     uvicorn.run(app, host=host, port=port or settings.claude_code_api_port, log_config=None,
                 proxy_headers=False, timeout_graceful_shutdown=30)
@@ -67,7 +74,10 @@ def _serve(host: str, port: int | None) -> int:
 
 async def _recover(executor: str) -> int:
     from app.config import Settings
+    from app.hardening import harden_process
     from app.main import create_app, lifespan
+
+    harden_process()
 
     # Enqueue only: this process exits as soon as the runs are moved, so it must not start any.
     settings = Settings(QUEUE_WORKER=False)
