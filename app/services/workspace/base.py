@@ -46,8 +46,10 @@ class Workspace(Protocol):
         ...
 
     async def push(self, worktree: Worktree) -> None:
-        """Push the branch to origin with `--force-with-lease`. A token (GH_TOKEN) reaches git only
-        through its environment/credential helper: never argv, a URL, .git/config or a log line.
+        """Push the branch to the configured repository (REPO_URL itself, never a remote name or
+        config the agent could have edited) with `--force-with-lease` against the service's last
+        fetch of it. A token (GH_TOKEN) reaches git only through its environment/credential helper,
+        for the configured host only: never argv, a URL, .git/config or a log line.
         Raises WorkspaceError."""
         ...
 

@@ -1,27 +1,36 @@
 """GitWorkspace: the real `Workspace`, driving the git binary through `app.proc.run_command`.
 
 Layout under WORKSPACE_DIR: `repo/` (shared clone of `settings.repo_source`, no checkout of its
-own), `worktrees/ticket-<slug>` (one per ticket, branch `ticket/<slug>`), `repo.lock` (the
-cross-process lock), `tmp/` (scratch indexes). Every call that changes the shared clone's refs or
-worktree list (clone/fetch, worktree add/remove, push) holds one lock per repository: an
-`asyncio.Lock` for the runs of this process and an `fcntl.flock` on `repo.lock` for other processes
-sharing the workspace, acquired by polling so the event loop never blocks and a cancelled run never
-leaves a lock behind. Commands inside one ticket's worktree (status, add, commit) need no lock.
-See gitenv.py for how the token reaches git (environment only).
+own), `worktrees/ticket-<slug>` (one per ticket, branch `ticket/<slug>`, git dir
+`repo/.git/worktrees/ticket-<slug>`), `transit/` (short-lived bare repos for fetch and push),
+`repo.lock` (the cross-process lock), `tmp/` (scratch indexes). Every call that changes the shared
+clone's refs or worktree list (clone/fetch, worktree add/remove, push) holds the repository lock
+(locks.py: in-process and across processes). Commands inside one ticket's worktree need no lock.
+
+The agent works in the worktree and can run code as our uid, so nothing it can write decides
+where git goes or who gets the token:
+- every call names its repository itself: `GIT_DIR` and `GIT_COMMON_DIR` (and, in a worktree,
+  `GIT_WORK_TREE`) are computed by the service, so a rewritten `.git` pointer in the worktree is
+  never followed, and a git dir that is a symlink or whose `commondir` leads elsewhere is refused
+  (layout.py; `prepare` removes a `commondir` planted in the shared clone);
+- the token only reaches git processes running in a bare repo the service has just created, on
+  the configured URL (transit.py), and the credential helper answers only for that host
+  (gitenv.py, which also switches off system/global config, hooks and fsmonitor).
+Residual risk, on purpose: status/add/commit/worktree add still read the shared clone's config,
+where the agent could define e.g. `filter.<driver>.clean` (run by `git add`) or `diff.<d>.textconv`.
+Those run code as our uid WITHOUT the token — which the agent can do anyway. The same uid can
+also read any of our processes' /proc/<pid>/environ: see transit.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
-import os
 import re
 import shutil
 import time
 import uuid
-import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -30,50 +39,18 @@ from app.errors import WorkspaceError
 from app.proc import CommandResult, run_command
 from app.services.workspace.base import Worktree
 from app.services.workspace.gitenv import git_env, redact, token_allowed, url_has_password
+from app.services.workspace.layout import check_git_dir, gitfile_target, is_real_dir, same_path
+from app.services.workspace.locks import file_lock, process_lock
+from app.services.workspace.transit import fetch_via_transit, push_via_transit
 
 logger = logging.getLogger(__name__)
 
 _SLUG_RE = re.compile(r"[a-z][a-z0-9_]+-[1-9][0-9]*")
 _OUTPUT_CAP = 20_000
-# Per event loop (tests run one loop per test): resolved repo path → lock.
-_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Path, asyncio.Lock]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _process_lock(repo: Path) -> asyncio.Lock:
-    per_loop = _LOCKS.setdefault(asyncio.get_running_loop(), {})
-    return per_loop.setdefault(repo, asyncio.Lock())
-
-
-@contextlib.asynccontextmanager
-async def _file_lock(path: Path, timeout: float) -> AsyncIterator[None]:  # noqa: ASYNC109 - lock wait
-    """Exclusive flock on `path`, polled (non-blocking) so waiting never stalls the loop."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise WorkspaceError(f"timed out after {timeout:.0f}s waiting for {path}") from None
-                await asyncio.sleep(0.1)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
-def _same_path(a: str | Path, b: str | Path) -> bool:
-    return os.path.realpath(a) == os.path.realpath(b)
-
-
 def _remove_tree(path: Path) -> None:
-    if path.exists():
+    if path.is_symlink():  # rmtree refuses links; and what a link points at is not ours to delete
+        path.unlink()
+    elif path.exists():
         shutil.rmtree(path)
 
 
@@ -114,23 +91,25 @@ class GitWorkspace:
         async with self._repo_lock():
             await self._sync_clone()
             await self._drop_worktree(path, branch)
-            res = await self._git("rev-parse", "--verify", "--quiet",
-                                  f"refs/remotes/origin/{self.base_branch}^{{commit}}",
-                                  cwd=self.repo_dir, check=False)
+            res = await self._clone_git("rev-parse", "--verify", "--quiet",
+                                        f"refs/remotes/origin/{self.base_branch}^{{commit}}", check=False)
             if not res.ok:
                 raise WorkspaceError(f"base branch {self.base_branch!r} not found on origin",
                                      exit_code=res.exit_code)
             base_sha = res.output.strip().splitlines()[-1]
             self.worktrees_dir.mkdir(parents=True, exist_ok=True)
-            await self._git("worktree", "add", "--quiet", "-B", branch, str(path), base_sha,
-                            cwd=self.repo_dir)
+            # git names the worktree's git dir after the path; a leftover under that name (prune
+            # keeps locked ones) would make it pick another name than the one we address it by.
+            await asyncio.to_thread(_remove_tree, self._gitdir_of(path))
+            await self._clone_git("worktree", "add", "--quiet", "-B", branch, str(path), base_sha)
+            self._check_pointer(path)
         logger.info("worktree_prepared", extra={"ticket": ticket_key, "branch": branch,
                                                 "path": str(path), "base_sha": base_sha,
                                                 "duration_s": round(time.monotonic() - started, 3)})
         return Worktree(path=path, branch=branch, base_sha=base_sha)
 
     async def has_changes(self, worktree: Worktree) -> bool:
-        status = await self._git("status", "--porcelain", "--untracked-files=all", cwd=worktree.path)
+        status = await self._wt_git(worktree, "status", "--porcelain", "--untracked-files=all")
         if status.output.strip():
             return True
         return await self._head(worktree) != worktree.base_sha
@@ -138,9 +117,7 @@ class GitWorkspace:
     async def diff_summary(self, worktree: Worktree) -> str:
         # Untracked files count too: stage everything into a scratch copy of the index, so the
         # real index (and thus what `commit` will do) is left alone.
-        res = await self._git("rev-parse", "--git-path", "index", cwd=worktree.path)
-        index = Path(res.output.strip().splitlines()[-1])
-        index = index if index.is_absolute() else worktree.path / index
+        index = self._gitdir_of(worktree.path) / "index"
         scratch_dir = self.root / "tmp"
         scratch_dir.mkdir(parents=True, exist_ok=True)
         scratch = scratch_dir / f"index-{uuid.uuid4().hex}"
@@ -148,38 +125,40 @@ class GitWorkspace:
             if index.exists():
                 await asyncio.to_thread(shutil.copyfile, index, scratch)
             env = {"GIT_INDEX_FILE": str(scratch)}
-            await self._git("add", "-A", cwd=worktree.path, env=env)
-            diff = await self._git("diff", "--cached", "--stat", worktree.base_sha, cwd=worktree.path,
-                                   env=env)
+            await self._wt_git(worktree, "add", "-A", env=env)
+            diff = await self._wt_git(worktree, "diff", "--cached", "--stat", worktree.base_sha, env=env)
         finally:
             scratch.unlink(missing_ok=True)
         return diff.output.strip()
 
     async def commit(self, worktree: Worktree, message: str) -> str:
-        await self._git("add", "-A", cwd=worktree.path)
-        staged = await self._git("diff", "--cached", "--quiet", cwd=worktree.path, check=False)
+        head = await self._wt_git(worktree, "symbolic-ref", "--quiet", "HEAD", check=False)
+        if head.output.strip() != f"refs/heads/{worktree.branch}":  # the push sends that branch
+            raise WorkspaceError(f"worktree HEAD is not on {worktree.branch}: {head.output.strip()!r}")
+        await self._wt_git(worktree, "add", "-A")
+        staged = await self._wt_git(worktree, "diff", "--cached", "--quiet", check=False)
         if staged.exit_code == 0:
             raise WorkspaceError(f"nothing to commit in {worktree.path}", exit_code=0)
         if staged.exit_code != 1:
             raise self._error(("diff", "--cached"), staged)
-        await self._git("commit", "--quiet", "--no-verify", "--file=-", cwd=worktree.path,
-                        env=self._identity, stdin=message.encode())
+        await self._wt_git(worktree, "commit", "--quiet", "--no-verify", "--file=-", env=self._identity,
+                           stdin=message.encode())
         sha = await self._head(worktree)
         logger.info("worktree_committed", extra={"branch": worktree.branch, "sha": sha})
         return sha
 
     async def push(self, worktree: Worktree) -> None:
-        ref = f"refs/heads/{worktree.branch}"
         started = time.monotonic()
-        async with self._repo_lock():  # updates refs/remotes/origin/*, which a fetch also writes
-            await self._git("push", "--quiet", "--no-verify", "--force-with-lease", "origin",
-                            f"{ref}:{ref}", cwd=worktree.path, network=True)
-        logger.info("branch_pushed", extra={"branch": worktree.branch,
+        url = self._source_url()
+        async with self._repo_lock():  # reads and updates refs/remotes/origin/*, as a fetch does
+            sha = await push_via_transit(self._repo_git, self.root, self._clone_gitdir, url,
+                                         worktree.branch)
+        logger.info("branch_pushed", extra={"branch": worktree.branch, "sha": sha,
                                             "duration_s": round(time.monotonic() - started, 3)})
 
     async def remove(self, worktree: Worktree) -> None:
         async with self._repo_lock():
-            if (self.repo_dir / ".git").exists():
+            if is_real_dir(self._clone_gitdir):
                 await self._drop_worktree(worktree.path, worktree.branch)
             else:
                 await asyncio.to_thread(_remove_tree, worktree.path)
@@ -196,15 +175,15 @@ class GitWorkspace:
         return str(Path(self._source).expanduser().absolute())  # a local path: independent of cwd
 
     async def _sync_clone(self) -> None:
-        """Clone if missing, else point origin at the configured source and fetch. Lock held."""
+        """Clone if missing (or not a plain directory), else fetch the configured URL. Lock held."""
         source = self._source_url()
         started = time.monotonic()
-        if (self.repo_dir / ".git").exists():
-            current = await self._git("remote", "get-url", "origin", cwd=self.repo_dir, check=False)
-            if current.output.strip() != source:
-                await self._git("remote", "set-url", "origin", source, cwd=self.repo_dir)
-            await self._git("fetch", "--quiet", "--prune", "--no-tags", "origin", cwd=self.repo_dir,
-                            network=True)
+        if is_real_dir(self._clone_gitdir):
+            planted = self._clone_gitdir / "commondir"  # never ours; see layout.py
+            if planted.exists() or planted.is_symlink():
+                logger.warning("repo_commondir_removed", extra={"path": str(planted)})
+                planted.unlink()
+            await fetch_via_transit(self._repo_git, self.root, self._clone_gitdir, source)
             logger.info("repo_fetched", extra={"duration_s": round(time.monotonic() - started, 3)})
             return
         if self.repo_dir.exists():  # a half-made or foreign directory: our own path, start over
@@ -213,8 +192,9 @@ class GitWorkspace:
         # Clone next to the target and rename: a clone killed half-way never looks like a repo.
         scratch = self.root / f".repo-clone-{uuid.uuid4().hex}"
         try:
-            await self._git("clone", "--quiet", "--no-checkout", "--no-tags", "--origin", "origin",
-                            source, str(scratch), cwd=self.root, network=True)
+            # A clone writes its own fresh config; it is the one token call outside transit/.
+            await self._git("clone", "--quiet", "--no-checkout", "--no-tags", "--template=", "--origin",
+                            "origin", source, str(scratch), git_dir=None, cwd=self.root, network=True)
             scratch.rename(self.repo_dir)
         finally:
             if scratch.exists():
@@ -223,41 +203,96 @@ class GitWorkspace:
 
     async def _drop_worktree(self, path: Path, branch: str) -> None:
         """Remove whatever occupies `path` or has `branch` checked out, then prune. Lock held."""
-        listing = await self._git("worktree", "list", "--porcelain", cwd=self.repo_dir)
+        listing = await self._clone_git("worktree", "list", "--porcelain")
         ref = f"refs/heads/{branch}"
         for block in listing.output.strip().split("\n\n")[1:]:  # the first block is the clone itself
             fields = dict(line.partition(" ")[::2] for line in block.splitlines())
             wt_path = fields.get("worktree", "")
-            if wt_path and (_same_path(wt_path, path) or fields.get("branch") == ref):
-                await self._git("worktree", "remove", "--force", "--force", wt_path, cwd=self.repo_dir,
-                                check=False)
+            if wt_path and (same_path(wt_path, path) or fields.get("branch") == ref):
+                await self._clone_git("worktree", "remove", "--force", "--force", wt_path, check=False)
         await asyncio.to_thread(_remove_tree, path)
-        await self._git("worktree", "prune", cwd=self.repo_dir)
+        await self._clone_git("worktree", "prune")
 
     async def _head(self, worktree: Worktree) -> str:
-        res = await self._git("rev-parse", "HEAD", cwd=worktree.path)
+        res = await self._wt_git(worktree, "rev-parse", "HEAD")
         return res.output.strip().splitlines()[-1]
 
     @contextlib.asynccontextmanager
     async def _repo_lock(self) -> AsyncIterator[None]:
         self.root.mkdir(parents=True, exist_ok=True)
-        async with _process_lock(self.repo_dir), _file_lock(self.root / "repo.lock", self.lock_timeout):
+        async with process_lock(self.repo_dir), file_lock(self.root / "repo.lock", self.lock_timeout):
             yield
+
+    # ----- running git: every call names its repository -----
+    @property
+    def _clone_gitdir(self) -> Path:
+        return self.repo_dir / ".git"
+
+    def _gitdir_of(self, worktree_path: Path) -> Path:
+        """Where `prepare` registered the worktree at `worktree_path` (git names it after the path)."""
+        return self._clone_gitdir / "worktrees" / worktree_path.name
+
+    def _check_pointer(self, path: Path) -> None:
+        """The `.git` file `worktree add` just wrote must name the git dir we address it by."""
+        target = gitfile_target(path)
+        if not target or not same_path(target, self._gitdir_of(path)):
+            raise WorkspaceError(f"worktree {path} was registered as {target!r}, not {self._gitdir_of(path)}")
+
+    async def _clone_git(self, *args: str, check: bool = True) -> CommandResult:
+        return await self._git(*args, git_dir=self._clone_gitdir, cwd=self.repo_dir, check=check)
+
+    async def _repo_git(
+        self, *args: str, git_dir: Path, network: bool = False, stdin: bytes | None = None, check: bool = True
+    ) -> CommandResult:
+        """A `transit.GitRunner`: git in the repository `git_dir` (a bare repo or the clone's git dir)."""
+        return await self._git(*args, git_dir=git_dir, network=network, stdin=stdin, check=check)
+
+    async def _wt_git(
+        self, worktree: Worktree, *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None,
+        check: bool = True,
+    ) -> CommandResult:
+        """git in a ticket's worktree, addressed by the paths `prepare` made, never by its `.git`."""
+        gitdir = self._gitdir_of(worktree.path)
+        if not worktree.path.is_dir() or not gitdir.is_dir():
+            raise WorkspaceError(f"worktree {worktree.path} is missing (removed?)")
+        if not same_path(pointer := gitfile_target(worktree.path) or worktree.path, gitdir):
+            # Harmless to us (never followed), but someone rewrote it: worth an operator's look.
+            logger.warning("worktree_pointer_tampered", extra={"path": str(worktree.path), "target": pointer})
+        return await self._git(*args, git_dir=gitdir, common_dir=self._clone_gitdir, work_tree=worktree.path,
+                               env=env, stdin=stdin, check=check)
 
     async def _git(
         self,
         *args: str,
-        cwd: Path,
+        git_dir: Path | None,
+        cwd: Path | None = None,
+        common_dir: Path | None = None,
+        work_tree: Path | None = None,
         network: bool = False,
         env: dict[str, str] | None = None,
         stdin: bytes | None = None,
         check: bool = True,
     ) -> CommandResult:
-        use_token = network and self._token and self._source and token_allowed(self._source_url())
+        """Run git with the service's environment (gitenv.py). `git_dir` None only for `clone`, which
+        makes its repository; `common_dir` defaults to `git_dir` (so a `commondir` file is ignored).
+        With `network`, the token goes along when the configured URL may have it."""
+        repo_env: dict[str, str] = {}
+        if git_dir is not None:
+            check_git_dir(git_dir, common_dir or git_dir)
+            if common_dir is not None:
+                check_git_dir(common_dir, common_dir)
+            repo_env = {"GIT_DIR": str(git_dir.absolute()),
+                        "GIT_COMMON_DIR": str((common_dir or git_dir).absolute())}
+            if work_tree is not None:
+                repo_env["GIT_WORK_TREE"] = str(work_tree.absolute())
+        url = self._source_url() if network else None
+        token = self._token if url and self._token and token_allowed(url) else None
+        if token and git_dir is not None and git_dir.parent != self.root / "transit":
+            raise WorkspaceError(f"refusing to give the token to git in {git_dir}: not a transit repo")
         res = await run_command(
             ["git", *args],
-            cwd=cwd,
-            env=git_env(token=self._token if use_token else None, extra=env),
+            cwd=cwd or work_tree or git_dir or self.root,
+            env=git_env(token=token, url=url if token else None, extra={**repo_env, **(env or {})}),
             timeout=self.network_timeout if network else self.local_timeout,
             max_output_chars=_OUTPUT_CAP,
             stdin=stdin,
@@ -268,6 +303,8 @@ class GitWorkspace:
 
     def _error(self, args: tuple[str, ...], res: CommandResult) -> WorkspaceError:
         output = redact(res.output.strip(), self._token)
+        while args[:1] == ("-c",):  # name the subcommand, not the config in front of it
+            args = args[2:]
         if res.timed_out:
             detail = f"git {args[0]} timed out after {res.duration_s:.0f}s"
         else:

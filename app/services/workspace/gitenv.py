@@ -1,38 +1,59 @@
 """The environment every git call of the workspace runs with, and how the token reaches git.
 
-Token handling (the only place GH_TOKEN meets git): for an https remote the token is put in ONE
-environment variable, `AUTO_CODE_GIT_TOKEN`, of the network commands only (clone, fetch, push), and
-git is given, through `GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_n`/`GIT_CONFIG_VALUE_n` (command-scope
-config that lives in the environment, never in a file), a credential helper that prints
-`username=x-access-token` and `password=$AUTO_CODE_GIT_TOKEN`. The helper text names the variable,
-not its value, so the token is never in argv, a URL, `.git/config` or a log line. Any helper
-configured elsewhere is reset first (an empty `credential.helper` clears the list) so the token is
-not handed to a store; `GIT_TERMINAL_PROMPT=0` makes a missing/wrong token fail instead of hang.
+Config git may read: the system and global files are switched off (`GIT_CONFIG_NOSYSTEM=1`,
+`GIT_CONFIG_GLOBAL=/dev/null`): the agent runs as our uid and can write `~/.gitconfig`. What the
+service needs is given as command-scope config through `GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_n`/
+`GIT_CONFIG_VALUE_n` (it lives in the environment, never in a file, and wins over repo config):
+`core.hooksPath=/dev/null` (no hook an agent planted runs), `core.fsmonitor=false` (a repo-config
+fsmonitor would be run by status/add/commit), `core.alternateRefsCommand=true` (a repo with
+alternates would otherwise start `git for-each-ref` in the alternate, outside our config, with our
+environment), `commit.gpgsign=false` (must not prompt), `gc.autoDetach=false` (an automatic gc runs
+inside our timeout and lock), `protocol.ext.allow=never`. Which repository a call means is set by
+the caller (client.py: explicit `GIT_DIR`/`GIT_COMMON_DIR`/`GIT_WORK_TREE`).
 
-Other settings here, and why: `core.hooksPath=/dev/null` — the service's commits and pushes do not
-run hooks the target repo or an agent may have planted (they would see the token on push and could
-hang); `commit.gpgsign=false` — a host-wide signing config must not prompt; `gc.autoDetach=false` —
-an automatic gc runs inside our timeout and lock instead of racing the next command.
+Token handling (the only place GH_TOKEN meets git): with `token` and `url`, the token is put in ONE
+environment variable, `AUTO_CODE_GIT_TOKEN`, next to the configured scheme and host, and git gets
+a credential helper scoped to that URL (`credential.<scheme>://<host>.helper`) which, in addition,
+reads what git asks for and answers only when `protocol=` and `host=` are exactly the configured
+ones; for any other host (an `insteadOf` rewrite, a redirect, a proxy) it prints nothing. The helper
+text names the variables, not their values, so the token is never in argv, a URL, a config file or
+a log line. Every other helper is reset first (an empty `credential.helper` clears the list, URL-
+scoped ones included) so the token is not handed to a store. Token-bearing calls may only use the
+configured scheme (`protocol.allow=never` otherwise). `GIT_TERMINAL_PROMPT=0` makes a missing or
+wrong token fail instead of hang. Callers give the token only to git processes that run in a
+repository the service has just created (see transit.py): that is what keeps repo config the agent
+wrote (`url.*.insteadOf`, `http.proxy`, `include.path`, ...) away from the token.
 """
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit
 
 from app.proc import scrubbed_env
 
 TOKEN_ENV = "AUTO_CODE_GIT_TOKEN"  # noqa: S105 - the variable's name, not a secret
+HOST_ENV = "AUTO_CODE_GIT_HOST"
+PROTOCOL_ENV = "AUTO_CODE_GIT_PROTOCOL"
 GIT_USERNAME = "x-access-token"  # what GitHub (and GHE) expect alongside an installation/PAT token
-# git runs a helper that starts with "!" through its shell with "get"/"store"/"erase" appended.
+# git runs a helper that starts with "!" through its shell with "get"/"store"/"erase" appended and
+# the request (`protocol=…`, `host=…`, … one per line) on stdin. Quoted `case` patterns match
+# literally, so a host can never be a glob.
 CREDENTIAL_HELPER = (
-    '!f() { test "$1" = get || exit 0; '
+    '!f() { test "$1" = get || exit 0; h=; p=; '
+    'while IFS= read -r l && test -n "$l"; do case "$l" in '
+    f'"host=${{{HOST_ENV}}}") h=1 ;; "protocol=${{{PROTOCOL_ENV}}}") p=1 ;; esac; done; '
+    'test "$h$p" = 11 || exit 0; '
     f'echo "username={GIT_USERNAME}"; echo "password=${{{TOKEN_ENV}}}"; }}; f'
 )
 _BASE_CONFIG: tuple[tuple[str, str], ...] = (
     ("credential.helper", ""),
     ("core.hooksPath", "/dev/null"),
+    ("core.fsmonitor", "false"),
+    ("core.alternateRefsCommand", "true"),
     ("commit.gpgsign", "false"),
     ("gc.autoDetach", "false"),
+    ("protocol.ext.allow", "never"),
     ("advice.detachedHead", "false"),
 )
 
@@ -53,13 +74,34 @@ def url_has_password(source: str) -> bool:
     return is_http_remote(source) and urlsplit(source).password is not None
 
 
-def git_env(*, token: str | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Scrubbed environment for one git call; with `token`, the credential helper and its variable."""
+def credential_target(url: str) -> tuple[str, str]:
+    """(protocol, host) as git states them to a credential helper: the host keeps an explicit port."""
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc.rpartition("@")[2]
+
+
+def git_env(
+    *, token: str | None = None, url: str | None = None, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Scrubbed environment for one git call; with `token` (which needs the `url` it is for), the
+    credential helper scoped to that URL's scheme and host, and its variables."""
     config = list(_BASE_CONFIG)
-    env: dict[str, str] = {"GIT_TERMINAL_PROMPT": "0", "GCM_INTERACTIVE": "never"}
+    env: dict[str, str] = {
+        "GIT_TERMINAL_PROMPT": "0",
+        "GCM_INTERACTIVE": "never",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+    }
     if token:
-        config.append(("credential.helper", CREDENTIAL_HELPER))
-        env[TOKEN_ENV] = token
+        if not url or not is_http_remote(url):
+            raise ValueError("a token needs the http(s) URL it is meant for")
+        scheme, host = credential_target(url)
+        config += [
+            (f"credential.{scheme}://{host}.helper", CREDENTIAL_HELPER),
+            ("protocol.allow", "never"),
+            (f"protocol.{scheme}.allow", "always"),
+        ]
+        env.update({TOKEN_ENV: token, HOST_ENV: host, PROTOCOL_ENV: scheme})
     env["GIT_CONFIG_COUNT"] = str(len(config))
     for i, (key, value) in enumerate(config):
         env[f"GIT_CONFIG_KEY_{i}"] = key

@@ -1,7 +1,9 @@
 """A local smart-HTTP git server on 127.0.0.1 (the real `git http-backend` behind a tiny HTTP
 server) that demands Basic auth `x-access-token:<token>`, so tests prove the token reaches git
 through the credential helper. While each request is being served it scans every process's
-command line for the token: `requests[i].token_in_argv` proves it never rides on argv.
+command line for the token: `requests[i].token_in_argv` proves it never rides on argv. Every
+request's raw `Authorization` header is kept too, so a second server can play the attacker and
+show what a client tried to hand it (`srv.received_token(token)`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,18 @@ class SeenRequest:
     path: str
     authorized: bool
     token_in_argv: bool
+    authorization: str = ""
+
+    def carries(self, token: str) -> bool:
+        """True when this request's Basic credentials (or raw header) contain `token`."""
+        raw = self.authorization
+        scheme, _, value = raw.partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                raw += " " + base64.b64decode(value).decode(errors="replace")
+            except ValueError:
+                pass
+        return token in raw
 
 
 def _token_in_any_cmdline(token: str) -> bool:
@@ -64,7 +78,8 @@ class _Handler(BaseHTTPRequestHandler):
         srv = self.server
         authorized = self.headers.get("Authorization") == srv.expected_auth
         srv.requests.append(SeenRequest(self.command, self.path, authorized,
-                                        _token_in_any_cmdline(srv.token)))
+                                        _token_in_any_cmdline(srv.token),
+                                        self.headers.get("Authorization", "")))
         if not authorized:
             self.send_response(401)
             self.send_header("WWW-Authenticate", 'Basic realm="git"')
@@ -134,6 +149,9 @@ class GitHttpServer:
     @property
     def requests(self) -> list[SeenRequest]:
         return self._server.requests
+
+    def received_token(self, token: str) -> bool:
+        return any(r.carries(token) for r in self.requests)
 
     def url(self, repo: str) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/{repo}"

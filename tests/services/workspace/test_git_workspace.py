@@ -107,6 +107,7 @@ class TestCommitIdentity:
         # agent planted would otherwise run with the push's environment (and its token).
         wt = await ws.prepare("PROJ-2")
         marker = tmp_path / "hook-ran"
+        (ws.repo_dir / ".git" / "hooks").mkdir(exist_ok=True)  # the clone is made without templates
         for name in ("post-commit", "reference-transaction", "pre-push"):
             hook = ws.repo_dir / ".git" / "hooks" / name
             hook.write_text(f"#!/bin/sh\necho {name} >> {marker}\n")
@@ -152,6 +153,18 @@ class TestPush:
             await ws.push(wt)
         assert "stale info" in info.value.stderr or "rejected" in info.value.stderr
         assert remote_sha(demo.remote, "ticket/proj-3") == theirs
+
+
+    async def test_repeated_push_is_up_to_date(self, ws: GitWorkspace, demo: DemoRepo) -> None:
+        # A push step retried after a crash, even one that came before we recorded the push.
+        wt = await ws.prepare("PROJ-3")
+        (wt.path / "c.txt").write_text("c\n")
+        sha = await ws.commit(wt, "PROJ-3: c")
+        await ws.push(wt)
+        git(ws.repo_dir, "update-ref", "-d", "refs/remotes/origin/ticket/proj-3")
+        await ws.push(wt)
+        assert remote_sha(demo.remote, "ticket/proj-3") == sha
+        assert not list((ws.root / "transit").iterdir())
 
 
 class TestLocking:
