@@ -27,8 +27,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import shutil
+import stat
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -47,11 +50,32 @@ logger = logging.getLogger(__name__)
 
 _SLUG_RE = re.compile(r"[a-z][a-z0-9_]+-[1-9][0-9]*")
 _OUTPUT_CAP = 20_000
+
+
 def _remove_tree(path: Path) -> None:
+    """Delete a worktree-like tree the agent may have left read-only (a non-root service cannot
+    delete entries of a directory without write permission: make it writable and retry). Raises
+    WorkspaceError, never a bare OSError, so a stale tree is a clear run error."""
     if path.is_symlink():  # rmtree refuses links; and what a link points at is not ours to delete
         path.unlink()
-    elif path.exists():
-        shutil.rmtree(path)
+        return
+    if not path.exists():
+        return
+
+    def make_writable_and_retry(func, failed: str, _exc: BaseException) -> None:
+        parent = os.path.dirname(failed)
+        os.chmod(parent, stat.S_IRWXU)
+        if os.path.isdir(failed) and not os.path.islink(failed):
+            os.chmod(failed, stat.S_IRWXU)
+        func(failed)
+
+    try:
+        if sys.version_info >= (3, 12):
+            shutil.rmtree(path, onexc=make_writable_and_retry)
+        else:  # `onerror` is the 3.11 spelling (deprecated from 3.12 on)
+            shutil.rmtree(path, onerror=lambda f, p, e: make_writable_and_retry(f, p, e[1]))
+    except OSError as exc:
+        raise WorkspaceError(f"cannot remove {path}: {exc}") from exc
 
 
 class GitWorkspace:
