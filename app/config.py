@@ -230,10 +230,13 @@ class Settings(BaseSettings):
         problems: list[str] = []
         if not self.repo_url:
             problems.append("REPO_URL is required")
-        if self.anthropic_api_key is None or not self.anthropic_api_key.get_secret_value():
-            problems.append("ANTHROPIC_API_KEY is required")
-        if self.gh_token is None or not self.gh_token.get_secret_value():
-            problems.append("GH_TOKEN is required")
+        elif _is_placeholder(self.repo_url):
+            problems.append("REPO_URL is a placeholder value")
+        for name, value in (("ANTHROPIC_API_KEY", self.anthropic_api_key), ("GH_TOKEN", self.gh_token)):
+            if value is None or not value.get_secret_value().strip():
+                problems.append(f"{name} is required")
+            elif _is_placeholder(value.get_secret_value()):
+                problems.append(f"{name} is a placeholder value")
         secrets = [s for s in (self.webhook_secret, self.jira_webhook_secret) if s is not None]
         if not secrets:
             problems.append("WEBHOOK_SECRET or JIRA_WEBHOOK_SECRET is required")
@@ -255,10 +258,16 @@ class Settings(BaseSettings):
             raise ConfigError("invalid production configuration: " + "; ".join(problems))
 
 
+def _is_placeholder(raw: str) -> bool:
+    """A value copied from a template (.env.example's `replace-...` lines, `your-org/your-repo`)."""
+    text = raw.strip().lower()
+    return text in PLACEHOLDER_SECRETS or text.startswith("replace-") or "your-org" in text
+
+
 def _secret_problems(name: str, value: SecretStr) -> list[str]:
     raw = value.get_secret_value()
     if len(raw) < MIN_SECRET_LEN:
         return [f"{name} must be at least {MIN_SECRET_LEN} characters"]
-    if raw.strip().lower() in PLACEHOLDER_SECRETS or raw.lower().startswith("replace-"):
+    if _is_placeholder(raw):
         return [f"{name} is a placeholder value"]
     return []

@@ -106,3 +106,19 @@ def test_create_app_refuses_a_bad_production_config(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="GH_TOKEN is required"):
         create_app(prod(tmp_path, GH_TOKEN=None))
+
+
+@pytest.mark.parametrize("name", ["REPO_URL", "ANTHROPIC_API_KEY", "GH_TOKEN"])
+def test_an_empty_value_counts_as_missing(tmp_path: Path, name: str) -> None:
+    assert f"{name} is required" in problem(prod(tmp_path, **{name: ""}))
+
+
+def test_the_template_cannot_go_live(tmp_path: Path) -> None:
+    """`.env.example` copied as is into production: every placeholder it ships is named."""
+    from dotenv import dotenv_values
+
+    template = Path(__file__).resolve().parent.parent / ".env.example"
+    values = {k: v for k, v in dotenv_values(template).items() if v is not None}
+    detail = problem(make_settings(tmp_path, **{**values, "CLAUDE_CLIENT": "", "GITHUB_CLIENT": ""}))
+    for name in ("REPO_URL", "ANTHROPIC_API_KEY", "GH_TOKEN", "WEBHOOK_SECRET", "OPERATOR_TOKEN"):
+        assert f"{name} is a placeholder value" in detail, name

@@ -177,6 +177,7 @@ class TestEnvExample:
     ) -> None:
         values = {n: v for n, (active, v, _) in example_assignments().items() if active}
         filled = {n: ("f" * 40 if v.startswith("replace-") else v) for n, v in values.items()}
+        filled["REPO_URL"] = filled["REPO_URL"].replace("your-org/your-repo", "acme/widgets")
         settings = load_settings(write_env(tmp_path / "filled.env", filled))
         settings.check_production()  # raises if the required group is incomplete
         assert settings.executor_id == "auto-code-1"
