@@ -19,6 +19,8 @@ INVALID = [
     "Proj-12",
     "\u0420ROJ-1",  # Cyrillic capital ER, looks exactly like Latin P
     "PROJ-\u0661",  # Arabic-Indic digit one: \d would accept it, [0-9] does not
+    "PROJ-1\u0661",  # ... and after a valid first digit, where only [0-9]/ASCII stops it
+    "PROJ-1\uff11",  # fullwidth digit one
     "PROJ-１",  # fullwidth digit
     "P-1",  # project keys have at least two characters
     "PROJ-0",

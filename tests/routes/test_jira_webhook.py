@@ -123,7 +123,7 @@ class TestIgnored:
 
 
 BAD_KEYS = ["PROJ-1\n", "-PROJ-1", "PROJ-1;rm -rf ~", "PROJ-1/../../etc", "proj-12", "\u0420ROJ-1",
-            "PROJ-0", "PROJ-1 ", "PROJ-\u0661"]
+            "PROJ-0", "PROJ-1 ", "PROJ-\u0661", "PROJ-1\u0661", "PROJ-1\uff11"]
 
 
 class TestBadInputCreatesNoRun:

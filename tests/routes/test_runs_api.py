@@ -19,13 +19,17 @@ def test_operator_token_guards_the_runs_api(tmp_path: Path) -> None:
         answers = {
             "none": c.get("/runs"),
             "wrong": c.get("/runs", headers={"Authorization": "Bearer nope"}),
+            "empty": c.get("/runs", headers={"Authorization": "Bearer "}),
+            "prefix": c.get("/runs", headers={"Authorization": f"Bearer {OP[:-1]}"}),
+            "longer": c.get("/runs", headers={"Authorization": f"Bearer {OP}x"}),
+            "post": c.post("/runs/PROJ-1:x/cancel"),
             "basic": c.get("/runs", headers={"Authorization": f"Basic {OP}"}),
             "query": c.get(f"/runs?token={OP}"),
             "right": c.get("/runs", headers=AUTH),
             "metrics": c.get("/metrics"),
             "health": c.get("/health"),
         }
-    for name in ("none", "wrong", "basic", "query", "metrics"):
+    for name in ("none", "wrong", "empty", "prefix", "longer", "post", "basic", "query", "metrics"):
         assert answers[name].status_code == 401, name
         assert answers[name].json()["error"] == "unauthorized"
     assert answers["right"].status_code == 200 and answers["right"].json() == []
