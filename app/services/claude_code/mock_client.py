@@ -9,6 +9,8 @@ a service started as a subprocess can be scripted):
 
     {
       "delay_s": 0.0,                       # sleep before every call (cancellable; restart tests)
+      "fork_on_fix": false,                 # each fix reports a NEW session id (as a forked resume
+                                            #   does): callers must always resume the latest one
       "tickets": {
         "PROJ-1": {                         # or "*" for every ticket without its own entry
           "implement": [ACTION, ...],
@@ -32,6 +34,7 @@ change nothing, and the review finds no issues.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -105,7 +108,10 @@ class ScriptedClaudeCode:
             actions = rounds  # a flat list: the same actions every round
         else:
             actions = rounds[min(rnd, len(rounds)) - 1] if rounds else []
-        return await self._act(phase, req, session_id, actions)  # the same session id: a resume
+        run = await self._act(phase, req, session_id, actions)  # resumes the id it was given
+        if self.script.get("fork_on_fix"):
+            run = dataclasses.replace(run, session_id=f"{session_id}.{len(self.calls)}")
+        return run
 
     async def review(self, req: AgentRequest) -> ReviewResult:
         session_id = f"mock-review-{uuid.uuid4().hex[:8]}"

@@ -91,13 +91,31 @@ class TestGates:
         # Each fix round trades one lint failure for a different one: progress that never ends.
         rounds = [[{"delete": f"bad{n}.md"}, {"write": f"bad{n + 1}.md", "content": "x  \n"}] for n in (1, 2)]
         script = _ticket(implement=[{"write": "bad1.md", "content": "x  \n"}], **{"fix:lint": rounds})
+        script["fork_on_fix"] = True  # every fix reports a new session id
         with running_service(tmp_path, script, ENABLE_LINT=1, GATE_MAX_ROUNDS=2) as svc:
             run = svc.run("PROJ-5")
-            phases = [c.phase for c in svc.claude.calls]
+            calls = list(svc.claude.calls)
         assert run["status"] == "failed"
         assert "round limit" in run["error"]
-        assert phases == ["implement", "fix:lint", "fix:lint"]
+        assert [c.phase for c in calls] == ["implement", "fix:lint", "fix:lint"]
         assert step(run, "lint")["detail"]["outcome"] == "round_limit"
+        # Each fix resumes the LATEST session id: the one the previous fix reported.
+        fix_ids = [r["session_id"] for r in step(run, "lint")["detail"]["rounds"] if r["kind"] == "fix"]
+        assert calls[1].session_id == calls[0].session_id
+        assert calls[2].session_id == fix_ids[0] != calls[0].session_id
+        assert run["session_id"] == fix_ids[1]
+
+    def test_stagnation_compares_with_the_previous_failure(self, tmp_path: Path) -> None:
+        # A -> B -> B: the first fix changed the failure (progress), the second did not.
+        rounds = [[{"delete": "bad1.md"}, {"write": "bad2.md", "content": "x  \n"}],
+                  [{"append": "bad2.md", "content": "tried\n"}]]  # leaves line 1 as it was
+        script = _ticket(implement=[{"write": "bad1.md", "content": "x  \n"}], **{"fix:lint": rounds})
+        with running_service(tmp_path, script, ENABLE_LINT=1, GATE_MAX_ROUNDS=5) as svc:
+            run = svc.run("PROJ-15")
+            phases = [c.phase for c in svc.claude.calls]
+        assert run["status"] == "failed" and "stagnation" in run["error"]
+        assert phases == ["implement", "fix:lint", "fix:lint"]
+        assert "fix round 2" in run["error"]
 
 
 class TestOutcomes:
