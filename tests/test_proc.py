@@ -6,14 +6,60 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from app.proc import SECRET_ENV_NAMES, run_command, run_command_sync, scrubbed_env
 
 PY = sys.executable
+T = TypeVar("T")
+# A kill test that hangs fails here within seconds instead of at pytest's 300 s timeout.
+BOUND_S = 15.0
+
+
+async def bounded(aw: Awaitable[T], within: float = BOUND_S) -> T:
+    """Await `aw` (a run_command call, or its task) for at most `within` seconds, else fail.
+
+    Plain `asyncio.wait_for` is not enough: its ONE cancellation lands in run_command's own
+    kill-and-reap (`except CancelledError: await _kill_group`), which, with a broken group kill,
+    waits for the leader forever too. So cancel repeatedly until the task gives up, then fail."""
+    task = asyncio.ensure_future(aw)
+    done, _ = await asyncio.wait({task}, timeout=within)
+    if task in done:
+        return task.result()
+    for _ in range(10):
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=1)
+        if done:
+            break
+    pytest.fail(f"not done within {within:g}s: the process group was not killed")
+
+
+def bounded_sync(fn: Callable[[], T], within: float = BOUND_S) -> T:
+    """Run the blocking `fn` in a daemon thread for at most `within` seconds, else fail (the thread
+    is left behind; being a daemon, it does not keep pytest from exiting)."""
+    box: list[T] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            box.append(fn())
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(within)
+    if thread.is_alive():
+        pytest.fail(f"not done within {within:g}s: the process group was not killed")
+    if errors:
+        raise errors[0]
+    return box[0]
 
 
 def pid_gone(pid: int) -> bool:
@@ -129,7 +175,8 @@ class TestMissingProgram:
 class TestKillGroup:
     async def test_timeout_kills_child_and_grandchild(self, tmp_path: Path) -> None:
         started = time.monotonic()
-        res = await run_command([PY, "-c", HANG_WITH_GRANDCHILD], cwd=tmp_path, env=None, timeout=1.5)
+        res = await bounded(run_command([PY, "-c", HANG_WITH_GRANDCHILD], cwd=tmp_path, env=None,
+                                        timeout=1.5))
         assert res.timed_out and res.exit_code is None and not res.ok
         assert time.monotonic() - started < 10
         parent, grandchild = _pids(res.output)
@@ -150,7 +197,7 @@ class TestKillGroup:
         assert not pid_gone(parent) and not pid_gone(grandchild)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
-            await task
+            await bounded(task)
         assert wait_gone(parent) and wait_gone(grandchild)
 
     async def test_backgrounded_straggler_dies_with_the_command(self, tmp_path: Path) -> None:
@@ -160,7 +207,7 @@ class TestKillGroup:
             "print(c.pid, flush=True)\n"
         )
         started = time.monotonic()
-        res = await run_command([PY, "-c", code], cwd=tmp_path, env=None, timeout=60)
+        res = await bounded(run_command([PY, "-c", code], cwd=tmp_path, env=None, timeout=60))
         assert res.exit_code == 0
         assert time.monotonic() - started < 10  # did not wait for the straggler's pipe
         assert wait_gone(int(res.output.split()[0]))
@@ -170,7 +217,8 @@ class TestSync:
     def test_sync_success_and_timeout(self, tmp_path: Path) -> None:
         ok = run_command_sync([PY, "-c", "print('x')"], cwd=tmp_path, env=None, timeout=30)
         assert ok.exit_code == 0 and ok.output.strip() == "x"
-        res = run_command_sync([PY, "-c", HANG_WITH_GRANDCHILD], cwd=tmp_path, env=None, timeout=1.5)
+        res = bounded_sync(lambda: run_command_sync([PY, "-c", HANG_WITH_GRANDCHILD], cwd=tmp_path,
+                                                    env=None, timeout=1.5))
         assert res.timed_out and res.exit_code is None
         parent, grandchild = _pids(res.output)
         assert wait_gone(parent) and wait_gone(grandchild)

@@ -2,14 +2,16 @@
 
 `SETUP_COMMAND`, `LINT_COMMAND`, `TEST_COMMAND` are argument lists (never a shell) run through
 `app.proc.run_command` with `CHECK_TIMEOUT_SEC`, the scrubbed environment plus `CI=true` (tools
-then run once, non-interactively: no watch mode, no prompts), and output capped at
-`CHECK_OUTPUT_MAX_CHARS` keeping the end. An empty command means "not configured" and passes with a
-note, so a gate switched on without a command does not loop on a failure nobody can fix.
+then run once, non-interactively: no watch mode, no prompts), Python bytecode caching kept out of
+the worktree (see `_python_cache_env`), and output capped at `CHECK_OUTPUT_MAX_CHARS` keeping the
+end. An empty command means "not configured" and passes with a note, so a gate switched on without
+a command does not loop on a failure nobody can fix.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 
 from app.config import Settings
@@ -20,6 +22,15 @@ logger = logging.getLogger(__name__)
 
 # Room kept under the cap for the note appended when a command is killed by its timeout.
 _NOTE_ROOM = 200
+
+
+def _python_cache_env(empty_dir: str) -> dict[str, str]:
+    """Why: Python trusts a cached `.pyc` whose recorded source size and mtime (whole seconds) match.
+    An agent's edit that keeps a file's size within the same second (`return 3` → `return 2`) would
+    be judged by stale bytecode: the one a previous check wrote, or one the agent's own test run left
+    in the worktree's `__pycache__`. So no check writes bytecode (`PYTHONDONTWRITEBYTECODE`), and the
+    cache Python looks in is an empty throwaway directory (`PYTHONPYCACHEPREFIX`), never the tree."""
+    return {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": empty_dir}
 
 
 class CommandChecks:
@@ -42,13 +53,14 @@ class CommandChecks:
         if not argv:
             return CheckResult(name=name, passed=True, exit_code=0, duration_s=0.0,
                                output=f"no {name} command configured; skipped")
-        res = await run_command(
-            argv,
-            cwd=cwd,
-            env=scrubbed_env({"CI": "true"}),
-            timeout=self.timeout,
-            max_output_chars=max(self.max_output_chars - _NOTE_ROOM, 100),
-        )
+        with tempfile.TemporaryDirectory(prefix="auto-code-pycache-", ignore_cleanup_errors=True) as empty:
+            res = await run_command(
+                argv,
+                cwd=cwd,
+                env=scrubbed_env({"CI": "true", **_python_cache_env(empty)}),
+                timeout=self.timeout,
+                max_output_chars=max(self.max_output_chars - _NOTE_ROOM, 100),
+            )
         output = res.output
         if res.timed_out:
             output += f"\n[{name} command killed after its {self.timeout:g}s timeout]"

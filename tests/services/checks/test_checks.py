@@ -1,21 +1,24 @@
 """Checks: the real command runner with real subprocesses (pass, fail, missing program, capped
-output, a hanging lint killed with its children) and the scripted fake; one contract for both."""
+output, a hanging lint killed with its children, no stale Python bytecode after a same-size edit)
+and the scripted fake; one contract for both."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from app.proc import run_command, scrubbed_env
 from app.services.checks import CheckResult, Checks, CommandChecks, ScriptedChecks, get_checks
 from app.services.checks.factory import cache_clear
 from tests.conftest import make_settings
 from tests.gitrepos import git, make_remote
-from tests.test_proc import wait_gone
+from tests.test_proc import bounded, wait_gone
 
 PY = sys.executable
 
@@ -81,7 +84,7 @@ class TestCommandChecks:
         )
         checks = _checks(tmp_path, lint_command=[PY, "-c", hang], check_timeout_sec="1.5")
         started = time.monotonic()
-        res = await checks.run("lint", tmp_path)
+        res = await bounded(checks.run("lint", tmp_path))  # fails fast if the group kill regresses
         assert time.monotonic() - started < 10
         assert res.timed_out and not res.passed and res.exit_code is None
         assert "linting..." in res.output and "timeout" in res.output
@@ -106,6 +109,51 @@ class TestCommandChecks:
         assert get_checks(s) is get_checks(s) and isinstance(get_checks(s), CommandChecks)
         assert get_checks(make_settings(tmp_path / "ws")) is not get_checks(s)
         cache_clear()
+
+
+class TestStaleBytecode:
+    """An edit that keeps a module's size and mtime second (the agent's `return 3` → `return 2`)
+    must be seen by the next check run: Python would otherwise trust a cached `.pyc`."""
+
+    OLD = "def answer():\n    return 3\n"
+    NEW = "def answer():\n    return 2\n"
+    UNITTEST = ("import unittest\n\nimport mod\n\n\nclass T(unittest.TestCase):\n"
+                "    def test_answer(self):\n        self.assertEqual(mod.answer(), 2)\n")
+
+    def _project(self, tmp_path: Path) -> tuple[Path, Path]:
+        src = tmp_path / "proj"
+        src.mkdir()
+        (src / "mod.py").write_text(self.OLD)
+        (src / "test_mod.py").write_text(self.UNITTEST)
+        return src, src / "mod.py"
+
+    def _same_size_same_mtime_edit(self, module: Path) -> None:
+        before = module.stat()
+        module.write_text(self.NEW)
+        os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns))  # deterministic "same second"
+        after = module.stat()
+        assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+
+    async def test_edit_after_a_failing_check_is_seen(self, tmp_path: Path) -> None:
+        src, module = self._project(tmp_path)
+        checks = _checks(tmp_path, test_command=[PY, "-m", "unittest", "-q", "test_mod"])
+        first = await checks.run("test", src)
+        assert not first.passed and "3 != 2" in first.output
+        self._same_size_same_mtime_edit(module)
+        second = await checks.run("test", src)
+        assert second.passed, second.output
+        assert not list(src.rglob("*.pyc"))  # the check wrote no bytecode into the worktree
+
+    async def test_bytecode_left_in_the_tree_is_not_trusted(self, tmp_path: Path) -> None:
+        src, module = self._project(tmp_path)
+        # The agent's own test run (outside the checks) compiles the module into __pycache__.
+        agent_run = await run_command([PY, "-c", "import mod; print(mod.answer())"], cwd=src,
+                                      env=scrubbed_env(), timeout=30)
+        assert agent_run.output.strip() == "3" and list(src.rglob("mod.*.pyc"))
+        self._same_size_same_mtime_edit(module)
+        checks = _checks(tmp_path, test_command=[PY, "-m", "unittest", "-q", "test_mod"])
+        res = await checks.run("test", src)
+        assert res.passed, res.output
 
 
 class TestScriptedChecks:
