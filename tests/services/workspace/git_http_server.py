@@ -1,7 +1,10 @@
 """A local smart-HTTP git server on 127.0.0.1 (the real `git http-backend` behind a tiny HTTP
 server) that demands Basic auth `x-access-token:<token>`, so tests prove the token reaches git
 through the credential helper. While each request is being served it scans every process's
-command line for the token: `requests[i].token_in_argv` proves it never rides on argv. Every
+command line for the token in every form it could take there (`token_forms`: raw, the Basic
+credential `base64("x-access-token:" + token)`, `base64(token)`, and base64 of the token at any
+alignment): `requests[i].token_in_argv` proves it never rides on argv (e.g. as `-c
+http.extraHeader=Authorization: Basic ...`). Every
 request's raw `Authorization` header is kept too, so a second server can play the attacker and
 show what a client tried to hand it (`srv.received_token(token)`).
 """
@@ -39,13 +42,40 @@ class SeenRequest:
         return token in raw
 
 
-def _token_in_any_cmdline(token: str) -> bool:
-    needle = token.encode()
+USERNAME = "x-access-token"  # what the server demands; gitenv.GIT_USERNAME must say the same
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def token_forms(token: str) -> tuple[str, ...]:
+    """The token as it could be written down: raw, the Basic credential git would send,
+    base64 of the token alone, and the stretch of base64 text that encodes the token whatever the
+    length of what precedes it (3 alignments; the partial groups at both ends are left out)."""
+    raw = token.encode()
+    forms = [token, _b64(f"{USERNAME}:{token}".encode()), _b64(raw)]
+    for pad in range(3):
+        encoded = _b64(b"\0" * pad + raw)
+        start = 4 if pad else 0  # the first group mixes in the preceding bytes
+        end = len(encoded) - (4 if (pad + len(raw)) % 3 else 0)  # the last group may be partial
+        forms.append(encoded[start:end])
+    return tuple(dict.fromkeys(f for f in forms if len(f) >= 8))
+
+
+def text_has_token(text: str | bytes, token: str) -> bool:
+    """True when `text` holds the token in any of its `token_forms`."""
+    data = text.encode(errors="replace") if isinstance(text, str) else text
+    return any(form.encode() in data for form in token_forms(token))
+
+
+def token_in_any_cmdline(token: str) -> bool:
+    """True when some process's argv holds the token in any of its forms."""
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                    if needle in fh.read():
+                    if text_has_token(fh.read(), token):
                         return True
             except OSError:
                 continue
@@ -78,7 +108,7 @@ class _Handler(BaseHTTPRequestHandler):
         srv = self.server
         authorized = self.headers.get("Authorization") == srv.expected_auth
         srv.requests.append(SeenRequest(self.command, self.path, authorized,
-                                        _token_in_any_cmdline(srv.token),
+                                        token_in_any_cmdline(srv.token),
                                         self.headers.get("Authorization", "")))
         if not authorized:
             self.send_response(401)
@@ -97,7 +127,7 @@ class _Handler(BaseHTTPRequestHandler):
             "QUERY_STRING": url.query,
             "CONTENT_TYPE": self.headers.get("Content-Type", ""),
             "CONTENT_LENGTH": str(len(body)),
-            "REMOTE_USER": "x-access-token",  # enables receive-pack (push)
+            "REMOTE_USER": USERNAME,  # enables receive-pack (push)
             "REMOTE_ADDR": "127.0.0.1",
             "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
             "GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
@@ -134,7 +164,7 @@ class _Server(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.project_root = project_root
         self.token = token
-        self.expected_auth = "Basic " + base64.b64encode(f"x-access-token:{token}".encode()).decode()
+        self.expected_auth = "Basic " + _b64(f"{USERNAME}:{token}".encode())
         self.requests: list[SeenRequest] = []
 
 

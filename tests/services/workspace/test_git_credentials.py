@@ -1,10 +1,18 @@
 """The token reaches git through its environment only: proven end to end against a local smart-HTTP
 git server that demands it, and by looking everywhere it must not be (config files, remote URL,
-every process's argv during the requests, logs, errors)."""
+every process's argv during the requests, logs, errors), raw and base64-encoded alike."""
 
 from __future__ import annotations
 
+import base64
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,9 +20,15 @@ import pytest
 from app.errors import WorkspaceError
 from app.proc import run_command_sync
 from app.services.workspace import GitWorkspace
-from app.services.workspace.gitenv import CREDENTIAL_HELPER, git_env, redact, token_allowed
+from app.services.workspace.gitenv import CREDENTIAL_HELPER, GIT_USERNAME, git_env, redact, token_allowed
 from tests.gitrepos import git, make_remote, remote_sha, workspace_settings
-from tests.services.workspace.git_http_server import GitHttpServer
+from tests.services.workspace.git_http_server import (
+    USERNAME,
+    GitHttpServer,
+    text_has_token,
+    token_forms,
+    token_in_any_cmdline,
+)
 
 TOKEN = "ghp_TESTtoken0123456789abcdefXYZ"
 
@@ -92,6 +106,43 @@ class TestCredentialHelper:
         assert redact(f"fatal: {TOKEN} bad", TOKEN) == "fatal: *** bad"
 
 
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+class TestTokenScanner:
+    """The argv scan the http tests rely on finds the token in each form it could take there."""
+
+    def test_the_helper_speaks_for_the_user_the_server_demands(self) -> None:
+        assert GIT_USERNAME == USERNAME
+        forms = token_forms(TOKEN)
+        assert TOKEN in forms and _b64(f"{USERNAME}:{TOKEN}") in forms and _b64(TOKEN) in forms
+
+    @pytest.mark.parametrize("render", [
+        lambda t: t,
+        lambda t: f"http.extraHeader=Authorization: Basic {_b64(f'{USERNAME}:{t}')}",
+        lambda t: _b64(t),
+        lambda t: _b64(f"user:{t}"),  # another user name: the token's stretch of base64 still shows
+        lambda t: _b64(f"u:{t}"),
+    ], ids=["raw", "basic-header", "base64", "base64-other-user", "base64-offset"])
+    def test_finds_each_form_on_a_live_argv(self, render: Callable[[str], str]) -> None:
+        token = f"ghp_scan{uuid.uuid4().hex}"  # unique: no other process can hold it
+        assert not token_in_any_cmdline(token)
+        arg = render(token)
+        assert token not in arg or arg == token  # the encoded forms are found as base64
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", arg],
+                                start_new_session=True)
+        try:
+            deadline = time.monotonic() + 10
+            while not token_in_any_cmdline(token) and time.monotonic() < deadline:
+                time.sleep(0.02)  # until the child has exec'd with its argv
+            assert token_in_any_cmdline(token) and text_has_token(arg, token)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        assert not token_in_any_cmdline(token)
+
+
 class TestOverHttp:
     async def test_clone_fetch_push_with_token_and_no_trace_of_it(
         self, tmp_path: Path, caplog: pytest.LogCaptureFixture
@@ -110,12 +161,12 @@ class TestOverHttp:
         assert remote_sha(demo.remote, "ticket/proj-1") == sha
         assert any(r.authorized and r.method == "POST" and "receive-pack" in r.path for r in requests)
         assert all(r.authorized for r in requests if "receive-pack" in r.path and r.method == "POST")
-        assert not any(r.token_in_argv for r in requests)
-        assert TOKEN not in _all_text_under(ws.root)  # .git/config, worktree metadata, files
+        assert not any(r.token_in_argv for r in requests)  # raw and base64 forms (token_forms)
+        assert not text_has_token(_all_text_under(ws.root), TOKEN)  # .git/config, worktree metadata
         assert not list((ws.root / "transit").iterdir())  # the throwaway repos are gone
-        assert TOKEN not in git(ws.repo_dir, "remote", "-v")
-        assert TOKEN not in git(ws.repo_dir, "config", "--list", "--show-origin")
-        assert TOKEN not in caplog.text
+        assert not text_has_token(git(ws.repo_dir, "remote", "-v"), TOKEN)
+        assert not text_has_token(git(ws.repo_dir, "config", "--list", "--show-origin"), TOKEN)
+        assert not text_has_token(caplog.text, TOKEN)
 
     async def test_wrong_token_fails_fast_and_is_redacted(
         self, tmp_path: Path, caplog: pytest.LogCaptureFixture
@@ -130,7 +181,7 @@ class TestOverHttp:
                 await ws.prepare("PROJ-1")
         assert "Authentication failed" in info.value.stderr or "401" in info.value.stderr
         for text in (str(info.value), info.value.stderr, caplog.text):
-            assert wrong not in text and TOKEN not in text
+            assert not text_has_token(text, wrong) and not text_has_token(text, TOKEN)
 
     async def test_local_remote_works_with_a_token_configured(self, tmp_path: Path) -> None:
         demo = make_remote(tmp_path / "demo")
