@@ -67,7 +67,7 @@ class _MaxLevel(logging.Filter):
 
 def configure_logging(level: str = "INFO") -> None:
     """Install the JSON handlers on the root logger and route uvicorn/DBOS through them.
-    Idempotent: calling it again replaces the handlers instead of doubling them."""
+    Idempotent: calling it again replaces our handlers instead of doubling them."""
     fmt = JsonFormatter()
     out = logging.StreamHandler(sys.stdout)
     out.setFormatter(fmt)
@@ -75,8 +75,12 @@ def configure_logging(level: str = "INFO") -> None:
     err = logging.StreamHandler(sys.stderr)
     err.setFormatter(fmt)
     err.setLevel(logging.WARNING)
+    for handler in (out, err):
+        handler._auto_code = True  # type: ignore[attr-defined]
     root = logging.getLogger()
-    root.handlers = [out, err]
+    # Replace only our own handlers: one installed by a host process (pytest's caplog, an embedding
+    # application) keeps receiving records.
+    root.handlers = [h for h in root.handlers if not getattr(h, "_auto_code", False)] + [out, err]
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "dbos", "httpx", "httpcore"):
         lg = logging.getLogger(name)

@@ -51,3 +51,14 @@ def test_dbos_lines_are_json_and_its_info_chatter_is_held_back(
     out, err = capsys.readouterr()
     assert out == ""
     assert [json.loads(line)["event"] for line in err.splitlines()] == ["real problem"]
+
+
+def test_reconfiguring_keeps_foreign_handlers_and_does_not_double_ours(
+    configured: None, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("INFO")
+    configure_logging("INFO")  # create_app runs it once per app
+    logging.getLogger("app.test").warning("seen_by_both")
+    _, err = capsys.readouterr()
+    assert err.count("seen_by_both") == 1  # our handler, once
+    assert "seen_by_both" in caplog.text  # pytest's handler survived
