@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = args.command or "serve"
     if command == "serve":
-        return _serve(args.host if args.command else "0.0.0.0", getattr(args, "port", None))  # noqa: S104
+        default_host = os.environ.get("HOST", "0.0.0.0")  # noqa: S104 - a daemon behind a tunnel
+        return _serve(args.host if args.command else default_host, getattr(args, "port", None))
     if command == "demo":
         from app.demo import run_demo
 
@@ -67,7 +68,9 @@ def _serve(host: str, port: int | None) -> int:
     app = create_app(settings)
     logging.getLogger(__name__).info("process_hardened", extra={"measures": hardened})
     # log_config=None: our JSON handlers (installed by create_app) format uvicorn's lines too.
-    uvicorn.run(app, host=host, port=port or settings.claude_code_api_port, log_config=None,
+    port = port or settings.claude_code_api_port
+    logging.getLogger(__name__).info("serving", extra={"host": host, "port": port})
+    uvicorn.run(app, host=host, port=port, log_config=None,
                 proxy_headers=False, timeout_graceful_shutdown=30)
     return 0
 

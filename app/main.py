@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.config import Settings
 from app.errors import AutoCodeError
 from app.logger import configure_logging
+from app.proc import is_secret_env_name
 from app.routes import health, runs, ui
 from app.routes import jira as jira_routes
 from app.services.checks.factory import get_checks
@@ -35,17 +36,12 @@ from app.services.workspace.factory import get_workspace
 
 log = logging.getLogger(__name__)
 
-# Names the service reads into Settings and then removes from its own environment, so that no
-# subprocess (git, checks, the Claude CLI) can inherit them by accident. They reach a subprocess
-# only when handed over explicitly (the token to git's credential helper, the API key to the CLI).
-SECRET_ENV_NAMES = (
-    "GH_TOKEN", "GITHUB_TOKEN", "WEBHOOK_SECRET", "JIRA_WEBHOOK_SECRET", "JIRA_API_TOKEN",
-    "OPERATOR_TOKEN", "LANGFUSE_SECRET_KEY", "LANGFUSE_PUBLIC_KEY", "DATABASE_URL", "ANTHROPIC_API_KEY",
-)
-
-
 def scrub_secret_env() -> None:
-    for name in SECRET_ENV_NAMES:
+    """Remove the secrets Settings has read from the process environment (the same names
+    `app.proc` never passes on), so no subprocess - git, checks, the Claude CLI - can inherit them
+    by accident. They reach a subprocess only when handed over explicitly (the token to git's
+    credential helper, the API key to the CLI)."""
+    for name in [n for n in os.environ if is_secret_env_name(n)]:
         os.environ.pop(name, None)
 
 
@@ -87,8 +83,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             log.warning("jira_myself_failed", extra={"detail": exc.detail})
     if not settings.webhook_auth_configured:
         log.warning("webhook_auth_disabled: no WEBHOOK_SECRET or JIRA_WEBHOOK_SECRET (development only)")
-    log.info("service_started", extra={"port": settings.claude_code_api_port,
-                                       "workspace": str(settings.workspace_dir),
+    log.info("service_started", extra={"workspace": str(settings.workspace_dir),
                                        "claude": "sdk" if settings.uses_real_claude else "mock",
                                        "github": "api" if settings.uses_github_api else "local"})
     try:

@@ -1,4 +1,4 @@
-"""Shared data shapes: the ticket a run works on, pipeline options, and the runs-API views.
+"""Shared data shapes: the ticket a run works on, and the runs-API views.
 
 Jira's own payload shapes are parsed in `app.intake`; everything past intake speaks `Ticket`.
 """

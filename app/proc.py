@@ -71,7 +71,7 @@ class CommandResult:
         return self.exit_code == 0 and not self.timed_out
 
 
-def _is_secret(name: str) -> bool:
+def is_secret_env_name(name: str) -> bool:
     return name.upper() in SECRET_ENV_NAMES or name.upper().startswith(SECRET_ENV_PREFIXES)
 
 
@@ -80,7 +80,7 @@ def scrubbed_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
     `extra` is the caller's explicit choice and is applied as given (e.g. the Claude client passes
     ANTHROPIC_API_KEY to the CLI on purpose, git's push gets its token variable)."""
-    env = {k: v for k, v in os.environ.items() if k in ENV_ALLOWLIST and not _is_secret(k)}
+    env = {k: v for k, v in os.environ.items() if k in ENV_ALLOWLIST and not is_secret_env_name(k)}
     env.setdefault("PATH", os.defpath)
     if extra:
         env.update(extra)

@@ -131,8 +131,9 @@ def review_prompt(ticket: Ticket, diff_summary: str) -> str:
     ])
 
 
-def fix_prompt(gate: str, failure_output: str, round: int) -> str:
-    """A fix round in the resumed implement session: the gate's failure to fix."""
+def fix_prompt(gate: str, failure_output: str, round: int, max_chars: int = 12_000) -> str:
+    """A fix round in the resumed implement session: the gate's failure to fix (its last
+    `max_chars` characters: the failure is usually at the end)."""
     what = {
         "review": "The reviewer found problems in your change",
         "lint": "The linter failed on your change",
@@ -144,7 +145,7 @@ def fix_prompt(gate: str, failure_output: str, round: int) -> str:
         f"{what} (round {round}). Fix the cause in the code; do not disable the check, skip tests "
         "or weaken assertions.",
         UNTRUSTED_NOTE,
-        f"<{tag}>\n{_data(_keep_tail(failure_output, 12_000))}\n</{tag}>",
+        f"<{tag}>\n{_data(_keep_tail(failure_output, max_chars))}\n</{tag}>",
         RULES,
         "When done, reply with a one-paragraph summary of what you changed.",
     ])

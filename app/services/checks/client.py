@@ -45,9 +45,6 @@ class CommandChecks:
         self.timeout = settings.check_timeout_sec
         self.max_output_chars = settings.check_output_max_chars
 
-    def command(self, name: CheckName) -> list[str]:
-        return list(self._commands[name])
-
     async def run(self, name: CheckName, cwd: Path) -> CheckResult:
         argv = self._commands[name]
         if not argv:

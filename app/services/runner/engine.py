@@ -11,6 +11,7 @@ singleton; queues are registered after launch; recovery only takes runs of the s
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -28,6 +29,8 @@ from app.services.runner.workflow import TicketRunner
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "tickets"
+# How often (50 ms apart) a delivery retries when the run holding its key has already ended.
+FINISHING_RETRIES = 40
 APP_NAME = "auto-code"
 
 _runner: TicketRunner | None = None
@@ -91,14 +94,21 @@ class RunEngine:
         """Enqueue a run for the ticket, or name the run already queued/running for its key."""
         run_id = f"{ticket.key}:{uuid.uuid4()}"
         data = ticket.model_dump()
-        with SetWorkflowID(run_id), SetEnqueueOptions(
-            deduplication_id=ticket.key, duplication_policy="return-existing"
-        ):
-            handle = await self.queue.enqueue_async(self.runner.run_ticket, data)
-        existing = handle.get_workflow_id()
-        if existing != run_id:
-            log.info("duplicate_delivery", extra={"ticket": ticket.key, "run_id": existing})
-            return SubmitResult(status="duplicate", run_id=existing)
+        for attempt in range(FINISHING_RETRIES + 1):
+            with SetWorkflowID(run_id), SetEnqueueOptions(
+                deduplication_id=ticket.key, duplication_policy="return-existing"
+            ):
+                handle = await self.queue.enqueue_async(self.runner.run_ticket, data)
+            existing = handle.get_workflow_id()
+            if existing == run_id:
+                break
+            # The run holding the key may have just ended: its record is final a moment before DBOS
+            # marks the workflow done and releases the key. A delivery in that window is new work.
+            row = await self.store.get_run_row(existing)
+            if row is None or row["status"] not in FINAL_STATUSES or attempt == FINISHING_RETRIES:
+                log.info("duplicate_delivery", extra={"ticket": ticket.key, "run_id": existing})
+                return SubmitResult(status="duplicate", run_id=existing)
+            await asyncio.sleep(0.05)
         # The workflow's first step also creates the record; whichever comes first wins.
         await self.store.create_run(run_id, ticket.key, json.dumps(data))
         log.info("run_queued", extra={"ticket": ticket.key, "run_id": run_id})
@@ -113,11 +123,10 @@ class RunEngine:
         await DBOS.cancel_workflow_async(run_id)
         await self.store.update_run(run_id, status="cancelled", error="cancelled by an operator")
         await self.store.fail_running_steps(run_id, "cancelled by an operator", "cancelled")
-        worktree = self.settings.workspace_dir / "worktrees" / f"ticket-{row['ticket'].lower()}"
-        await self.store.add_log(
-            run_id, f"run cancelled by an operator; worktree kept: git worktree remove {worktree} --force",
-            "warning",
-        )
+        run = await self.store.get_run(run_id)
+        prepared = [s.detail["path"] for s in run.steps if s.name == "prepare" and "path" in s.detail]
+        hint = f"; worktree kept: git worktree remove {prepared[0]} --force" if prepared else ""
+        await self.store.add_log(run_id, f"run cancelled by an operator{hint}", "warning")
 
     async def retry(self, run_id: str) -> SubmitResult:
         """A new run of the same ticket (the old run's record stays as it was)."""

@@ -72,8 +72,8 @@ async def start(d: PipelineDeps, run_id: str, td: dict[str, Any]) -> dict[str, A
     resumed after a restart with another configuration replays the same steps in the same order
     (DBOS matches recorded steps by position, so a gate switched on mid-run would otherwise be fed
     another step's recorded output)."""
-    await d.store.create_run(run_id, td["key"], json.dumps(td), "running")
-    await d.store.update_run(run_id, status="running")
+    if not await d.store.create_run(run_id, td["key"], json.dumps(td), "running"):
+        await d.store.update_run(run_id, status="running")  # created `queued` by intake
     await _say(d, run_id, "run_started", step="start")
     s = d.settings
     return {"enable_setup": s.enable_setup, "enable_review": s.enable_review, "enable_lint": s.enable_lint,
@@ -115,8 +115,11 @@ async def implement(d: PipelineDeps, run_id: str, td: dict[str, Any], wt: dict[s
         return missing
     ticket = Ticket.model_validate(td)
     cwd = Path(wt["path"])
-    # Open the CLI connection while the prompt is built: hides ~0.3 s of CLI start-up per run.
+    # Start the CLI (~0.3 s to connect) before building the prompt: the task gets the loop at the
+    # sleep(0), spawns the CLI and connects while the prompt is built. Today the prompt is cheap, so
+    # little is hidden; the overlap grows when the prompt gathers repository context.
     warming = asyncio.create_task(d.claude.warm(cwd))
+    await asyncio.sleep(0)
     prompt = prompts.implementation_prompt(ticket)
     await warming
     req = AgentRequest(cwd=cwd, prompt=prompt, ticket_key=ticket.key, run_id=run_id, log=_logger(d, run_id))
@@ -192,10 +195,9 @@ async def fix(
     """Resume the implement session (same cwd, latest session id) with the gate's failure."""
     if missing := _missing_worktree(wt):
         return missing
-    req = AgentRequest(
-        cwd=Path(wt["path"]), prompt=prompts.fix_prompt(gate, failure, n), ticket_key=run_id.split(":")[0],
-        run_id=run_id, log=_logger(d, run_id),
-    )
+    prompt = prompts.fix_prompt(gate, failure, n, d.settings.check_output_max_chars)
+    req = AgentRequest(cwd=Path(wt["path"]), prompt=prompt, ticket_key=run_id.split(":")[0], run_id=run_id,
+                       log=_logger(d, run_id))
     try:
         run = await d.claude.fix(req, session_id)
     except AgentError as exc:

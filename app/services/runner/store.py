@@ -201,7 +201,6 @@ class RunStore:
             )
             if done.rowcount == 0:
                 conn.execute(steps.insert().values(run_id=run_id, name=name, **values))
-        self.update_run(run_id, status="running")
 
     def update_step_detail(self, run_id: str, name: str, detail: dict[str, Any]) -> None:
         with self.engine.begin() as conn:

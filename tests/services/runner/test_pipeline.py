@@ -218,3 +218,29 @@ class TestReplayUsesRecordedOptions:
             replayed = svc.client.portal.call(replay_after_implement)
         assert replayed[:3] == ["step_start", "step_prepare", "step_implement"]
         assert "step_check_round" not in replayed  # lint was not part of this run
+
+
+class TestDeliveryRightAfterARunEnds:
+    def test_a_delivery_while_the_ended_run_still_holds_the_key_starts_new_work(self, tmp_path: Path) -> None:
+        """The run record turns final a moment before DBOS releases the ticket's dedup key. A
+        delivery in that window is new work, not a duplicate of a run that has ended."""
+        import asyncio
+
+        from dbos import DBOS
+
+        with running_service(tmp_path, {"delay_s": 30, "tickets": {}}) as svc:
+            first = svc.deliver("PROJ-16")["run_id"]
+            # Freeze the window: the record says "succeeded", DBOS still holds the key ...
+            svc.app.state.store.sync.update_run(first, status="succeeded")
+
+            async def release_soon() -> None:  # ... until the workflow really ends, 0.3 s later
+                async def later() -> None:
+                    await asyncio.sleep(0.3)
+                    await DBOS.cancel_workflow_async(first)
+
+                svc.app.state.release_task = asyncio.get_running_loop().create_task(later())
+
+            svc.client.portal.call(release_soon)
+            second = svc.client.post("/webhook/jira", json={"key": "PROJ-16", "summary": "again"}).json()
+        assert second["status"] == "queued"
+        assert second["run_id"] != first
