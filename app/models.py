@@ -31,11 +31,6 @@ class Ticket(BaseModel):
     def project(self) -> str:
         return self.key.rsplit("-", 1)[0]
 
-    @property
-    def slug(self) -> str:
-        """Lower-case key, safe for branch and directory names (the key is already validated)."""
-        return self.key.lower()
-
 
 class SubmitResult(BaseModel):
     """What intake tells Jira: a new run, or the run already queued/running for this key."""

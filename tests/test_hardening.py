@@ -21,6 +21,7 @@ import pytest
 
 from app import hardening
 from app.hardening import harden_process, is_dumpable
+from tests.procs import run_captured
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = Path(hardening.__file__).read_text(encoding="utf-8")
@@ -62,16 +63,7 @@ print(json.dumps(out))
 
 def run(argv: list[str], *, env: dict[str, str] | None = None,
         timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    """Run with a timeout, killing the whole process group if it hangs."""
-    proc = subprocess.Popen(argv, cwd="/", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise
-    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+    return run_captured(argv, env=env, timeout=timeout)
 
 
 def in_subprocess(code: str) -> dict[str, object]:

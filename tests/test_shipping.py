@@ -24,6 +24,7 @@ import yaml
 
 from app.config import Settings
 from app.errors import ConfigError
+from tests.procs import run_captured
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -79,16 +80,7 @@ def load_settings(env_file: Path) -> Settings:
 
 
 def run_cmd(argv: list[str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run a client command with a timeout, killing its whole process group if it hangs."""
-    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise
-    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+    return run_captured(argv, cwd=cwd, timeout=timeout)
 
 
 def compose_client() -> tuple[list[str] | None, str]:
