@@ -139,6 +139,23 @@ class Settings(BaseSettings):
     check_timeout_sec: float = Field(600.0, gt=0, alias="CHECK_TIMEOUT_SEC")
     check_output_max_chars: int = Field(12_000, ge=500, alias="CHECK_OUTPUT_MAX_CHARS")
 
+    # --- sandbox (everything that runs code the ticket can influence) ---
+    # "bwrap": bubblewrap (Linux; the default and the only choice in production). "none": no
+    # isolation at all - development only, warned about at start-up and on every run.
+    sandbox: Literal["bwrap", "none"] = Field("bwrap", alias="SANDBOX")
+    sandbox_bwrap_path: str = Field("bwrap", alias="SANDBOX_BWRAP_PATH")
+    # Per sandboxed call (rlimits): address space, processes of the sandbox's user (the kernel does
+    # not apply it to uid 0), size of any file written. 0 = no limit.
+    sandbox_memory_mb: int = Field(8192, ge=0, alias="SANDBOX_MEMORY_MB")
+    sandbox_max_processes: int = Field(1024, ge=0, alias="SANDBOX_MAX_PROCESSES")
+    sandbox_max_file_mb: int = Field(1024, ge=0, alias="SANDBOX_MAX_FILE_MB")
+    # The service user's home is hidden from the sandbox; toolchains installed there (pyenv, nvm,
+    # ...) are shown again read-only when they are on PATH. Extra read-only paths go here.
+    sandbox_read_paths: Annotated[list[str], NoDecode] = Field(default_factory=list,
+                                                               alias="SANDBOX_READ_PATHS")
+    # Prove at start-up that the sandbox holds (always in production).
+    sandbox_self_check: bool = Field(False, alias="SANDBOX_SELF_CHECK")
+
     # --- Jira (reporting back; optional) ---
     jira_base_url: str | None = Field(None, alias="JIRA_BASE_URL")
     jira_email: str | None = Field(None, alias="JIRA_EMAIL")
@@ -156,7 +173,7 @@ class Settings(BaseSettings):
     def _parse_argv(cls, value: object) -> object:
         return _json_argv(value)
 
-    @field_validator("allowed_projects", "trusted_proxies", mode="before")
+    @field_validator("allowed_projects", "trusted_proxies", "sandbox_read_paths", mode="before")
     @classmethod
     def _parse_csv(cls, value: object) -> object:
         return _csv(value)
@@ -254,6 +271,8 @@ class Settings(BaseSettings):
             problems.append("CLAUDE_CLIENT=mock is not allowed in production")
         if self.github_client == "local":
             problems.append("GITHUB_CLIENT=local is not allowed in production")
+        if self.sandbox == "none":
+            problems.append("SANDBOX=none is not allowed in production (the agent would run unconfined)")
         if problems:
             raise ConfigError("invalid production configuration: " + "; ".join(problems))
 

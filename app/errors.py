@@ -76,6 +76,12 @@ class WorkspaceError(StepError):
         self.exit_code = exit_code
 
 
+class SandboxError(StepError):
+    """The sandbox for an untrusted process could not be built or failed its self-check."""
+
+    code = "sandbox_error"
+
+
 class CommandTimeout(StepError):
     """A subprocess outlived its timeout; its whole process group was killed."""
 
