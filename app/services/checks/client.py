@@ -1,7 +1,10 @@
 """CommandChecks: the real `Checks`, running the target repo's own commands in a worktree.
 
-`SETUP_COMMAND`, `LINT_COMMAND`, `TEST_COMMAND` are argument lists (never a shell) run through
-`app.proc.run_command` with `CHECK_TIMEOUT_SEC`, the scrubbed environment plus `CI=true` (tools
+`SETUP_COMMAND`, `LINT_COMMAND`, `TEST_COMMAND` are argument lists (never a shell) run inside the
+sandbox (`app.services.sandbox`: they execute code the agent may have written, so they get no
+secret, no network - the setup alone may reach the egress proxy when SETUP_ALLOWED_HOSTS is set -,
+no view of the workspace beyond their worktree, and nothing they start outlives them) with
+`CHECK_TIMEOUT_SEC`, the scrubbed environment plus `CI=true` (tools
 then run once, non-interactively: no watch mode, no prompts), Python bytecode caching kept out of
 the worktree (see `_python_cache_env`), and output capped at `CHECK_OUTPUT_MAX_CHARS` keeping the
 end. An empty command means "not configured" and passes with a note, so a gate switched on without
@@ -10,13 +13,16 @@ a command does not loop on a failure nobody can fix.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from app.config import Settings
-from app.proc import run_command, scrubbed_env
+from app.proc import scrubbed_env
 from app.services.checks.base import CheckName, CheckResult
+from app.services.sandbox import SANDBOX_TMP, Endpoint, Sandbox, SandboxCall, get_sandbox
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +39,22 @@ def _python_cache_env(empty_dir: str) -> dict[str, str]:
     return {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": empty_dir}
 
 
+def _proxy_env(endpoints: tuple[Endpoint, ...]) -> dict[str, str]:
+    """Point HTTP clients (pip, npm, pnpm, curl) at the egress proxy's loopback port, if any."""
+    if not endpoints:
+        return {}
+    url = f"http://127.0.0.1:{endpoints[0].port}"
+    return {name: url for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")}
+
+
 class CommandChecks:
     """See `base.Checks.run` for the contract."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, sandbox: Sandbox | None = None, *,
+                 egress: Endpoint | None = None) -> None:
+        self.sandbox = sandbox if sandbox is not None else get_sandbox(settings)
+        # The one way out for a setup that must download dependencies (an allowlisting proxy).
+        self.egress = egress
         self._commands: dict[CheckName, list[str]] = {
             "setup": list(settings.setup_command),
             "lint": list(settings.lint_command),
@@ -50,11 +68,12 @@ class CommandChecks:
         if not argv:
             return CheckResult(name=name, passed=True, exit_code=0, duration_s=0.0,
                                output=f"no {name} command configured; skipped")
-        with tempfile.TemporaryDirectory(prefix="auto-code-pycache-", ignore_cleanup_errors=True) as empty:
-            res = await run_command(
+        endpoints = (self.egress,) if name == "setup" and self.egress is not None else ()
+        with self._pycache() as pycache:
+            env = scrubbed_env({"CI": "true", **_python_cache_env(pycache), **_proxy_env(endpoints)})
+            res = await self.sandbox.run(
                 argv,
-                cwd=cwd,
-                env=scrubbed_env({"CI": "true", **_python_cache_env(empty)}),
+                SandboxCall(worktree=cwd, env=env, endpoints=endpoints),
                 timeout=self.timeout,
                 max_output_chars=max(self.max_output_chars - _NOTE_ROOM, 100),
             )
@@ -73,3 +92,13 @@ class CommandChecks:
                                              "exit_code": res.exit_code, "timed_out": res.timed_out,
                                              "duration_s": result.duration_s})
         return result
+
+    @contextlib.contextmanager
+    def _pycache(self) -> Iterator[str]:
+        """An empty bytecode cache directory: on the call's own tmpfs inside the sandbox, else a
+        throwaway directory of the service."""
+        if self.sandbox.name != "none":
+            yield f"{SANDBOX_TMP}/pycache"
+            return
+        with tempfile.TemporaryDirectory(prefix="auto-code-pycache-", ignore_cleanup_errors=True) as empty:
+            yield empty

@@ -51,8 +51,9 @@ class ReviewResult:
 
 
 class ClaudeCode(Protocol):
-    async def warm(self, cwd: Path) -> None:
-        """Start opening the SDK connection for `cwd` so the next `implement` for that cwd skips
+    async def warm(self, cwd: Path, run_id: str) -> None:
+        """Start opening the SDK connection for `cwd` (for run `run_id`: the CLI's sandbox, state
+        directory and model capability are the run's) so the next `implement` for that cwd skips
         the CLI start-up (~0.3 s). Safe to skip; never raises (a failed warm-up is retried by
         `implement`)."""
         ...

@@ -90,7 +90,7 @@ class ScriptedClaudeCode:
         return tickets.get(key) or tickets.get("*") or DEFAULT_TICKET
 
     # ----- the interface -----
-    async def warm(self, cwd: Path) -> None:
+    async def warm(self, cwd: Path, run_id: str) -> None:
         self.warmed.append(cwd)
 
     async def implement(self, req: AgentRequest) -> AgentRun:

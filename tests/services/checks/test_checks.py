@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,8 @@ from app.services.checks import CheckResult, Checks, CommandChecks, ScriptedChec
 from app.services.checks.factory import cache_clear
 from tests.conftest import make_settings
 from tests.gitrepos import git, make_remote
-from tests.test_proc import bounded, wait_gone
+from tests.procs import marked_processes, wait_until
+from tests.test_proc import bounded
 
 PY = sys.executable
 
@@ -74,22 +76,26 @@ class TestCommandChecks:
         assert res.output.rstrip().endswith("FAILED: test_x") and "chars cut" in res.output
 
     async def test_hanging_lint_is_killed_with_its_children(self, tmp_path: Path) -> None:
-        pid_file = tmp_path / "pids"
+        # Inside the sandbox pids are the sandbox's own, so the processes are found on the host by a
+        # marker in their command line instead.
+        marker = f"hang-{uuid.uuid4().hex}"
         hang = (
             "import os, subprocess, sys, time\n"
-            "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
-            f"open({str(pid_file)!r}, 'w').write(f'{{os.getpid()}} {{c.pid}}')\n"
+            f"c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)', {marker!r}])\n"
             "print('linting...', flush=True)\n"
             "time.sleep(600)\n"
         )
-        checks = _checks(tmp_path, lint_command=[PY, "-c", hang], check_timeout_sec="1.5")
+        checks = _checks(tmp_path, lint_command=[PY, "-c", hang, marker], check_timeout_sec="1.5")
         started = time.monotonic()
-        res = await bounded(checks.run("lint", tmp_path))  # fails fast if the group kill regresses
+        task = asyncio.ensure_future(checks.run("lint", tmp_path))
+        while len(marked_processes(marker)) < 2 and time.monotonic() - started < 10:
+            await asyncio.sleep(0.05)
+        assert len(marked_processes(marker)) == 2  # the parent and its child were both alive
+        res = await bounded(task)  # fails fast if the group kill regresses
         assert time.monotonic() - started < 10
         assert res.timed_out and not res.passed and res.exit_code is None
         assert "linting..." in res.output and "timeout" in res.output
-        parent, child = (int(p) for p in pid_file.read_text().split())
-        assert wait_gone(parent) and wait_gone(child)
+        assert wait_until(lambda: not marked_processes(marker))
 
     async def test_demo_repo_lint_and_tests_for_real(self, tmp_path: Path) -> None:
         demo = make_remote(tmp_path / "demo")

@@ -55,5 +55,5 @@ async def test_a_failed_review_session_is_reported_not_raised(tmp_path: Path) ->
 
 async def test_a_failed_warm_up_never_raises(tmp_path: Path) -> None:
     claude = client(tmp_path, str(tmp_path / "no-such-claude"))
-    await claude.warm(tmp_path)
+    await claude.warm(tmp_path, "PROJ-1:warm")
     assert claude._warm == {}

@@ -65,7 +65,7 @@ def make_claude(
 
 async def test_implement_then_fix_in_the_same_session(make_claude, worktree: Path) -> None:
     claude = make_claude()
-    await claude.warm(worktree)
+    await claude.warm(worktree, "PROJ-1:warm")
     run = await claude.implement(request(worktree, implementation_prompt(TICKET)))
     assert (worktree / "notes.txt").read_text() == "v1\n"
     assert run.session_id and run.turns >= 1

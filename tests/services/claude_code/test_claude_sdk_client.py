@@ -88,7 +88,7 @@ async def test_warm_connects_before_the_prompt_and_implement_uses_it(
 ) -> None:
     cli_env.script(Rule(prompt_contains="IMPLEMENT", turns=[write("{cwd}/a.txt", "a\n"), text("done")]))
     claude = make_sdk()
-    await claude.warm(worktree)
+    await claude.warm(worktree, "PROJ-1:warm")
     warmed = cli_processes_under(worktree)
     assert warmed and cli_env.message_requests() == []  # connected, nothing sent to the model yet
     started = time.monotonic()
