@@ -118,7 +118,7 @@ async def implement(d: PipelineDeps, run_id: str, td: dict[str, Any], wt: dict[s
     # Start the CLI (~0.3 s to connect) before building the prompt: the task gets the loop at the
     # sleep(0), spawns the CLI and connects while the prompt is built. Today the prompt is cheap, so
     # little is hidden; the overlap grows when the prompt gathers repository context.
-    warming = asyncio.create_task(d.claude.warm(cwd))
+    warming = asyncio.create_task(d.claude.warm(cwd, run_id))
     await asyncio.sleep(0)
     prompt = prompts.implementation_prompt(ticket)
     await warming
