@@ -12,7 +12,13 @@
 #   separate CLI install here. One CLI, pinned by uv.lock through the SDK version.
 # - git (the workspace service drives it), ca-certificates (https clones, GitHub/Anthropic/Jira APIs),
 #   tini (PID 1: forwards SIGTERM to uvicorn and reaps the CLI's and git's child processes),
-#   util-linux for setpriv (drops from root to the service user; see ENTRYPOINT).
+#   util-linux for setpriv (drops from root to the service user; see ENTRYPOINT),
+#   bubblewrap (`bwrap`): every process the ticket can influence (the Claude Code CLI, the
+#   setup/lint/test commands) starts inside it (app's sandbox: user, mount, PID, net, IPC, UTS
+#   namespaces). Its run-time needs are libcap2 and libselinux1 (its package dependencies, already
+#   in the base) and a container that permits unprivileged user namespaces: compose/auto-code.yml (seccomp, AppArmor,
+#   system paths) gives exactly that. Debian installs /usr/bin/bwrap mode 0755, NOT setuid (since
+#   bookworm), which is why `no-new-privileges` does not get in its way; the RUN below asserts it.
 # - No curl: the HEALTHCHECK uses the Python already in the image.
 # - A non-root user `autocode` (uid 10001) runs the service: the CLI refuses bypassPermissions as
 #   root, and the agent should not own the image anyway. The virtualenv stays root-owned, so the
@@ -67,9 +73,11 @@ ARG EXTRA_APT_PACKAGES=""
 # would break rebuilds; the base image tag and uv.lock pin what the service depends on.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends git ca-certificates tini util-linux ${EXTRA_APT_PACKAGES} \
+    && apt-get install -y --no-install-recommends git ca-certificates tini util-linux bubblewrap \
+       ${EXTRA_APT_PACKAGES} \
     && rm -rf /var/lib/apt/lists/* \
-    && test -x /usr/bin/tini && test -x /usr/bin/setpriv
+    && test -x /usr/bin/tini && test -x /usr/bin/setpriv \
+    && test -x /usr/bin/bwrap && test ! -u /usr/bin/bwrap
 
 # The service user. /workspace is created and chowned BEFORE the VOLUME line, so a fresh named
 # volume is initialised with this ownership.
