@@ -16,9 +16,10 @@
 #   bubblewrap (`bwrap`): every process the ticket can influence (the Claude Code CLI, the
 #   setup/lint/test commands) starts inside it (app's sandbox: user, mount, PID, net, IPC, UTS
 #   namespaces). Its run-time needs are libcap2 and libselinux1 (its package dependencies, already
-#   in the base) and a container that permits unprivileged user namespaces: compose/auto-code.yml (seccomp, AppArmor,
-#   system paths) gives exactly that. Debian installs /usr/bin/bwrap mode 0755, NOT setuid (since
-#   bookworm), which is why `no-new-privileges` does not get in its way; the RUN below asserts it.
+#   in the base) and a container that permits unprivileged user namespaces: compose/auto-code.yml
+#   (seccomp, AppArmor, system paths) gives exactly that. bookworm installs /usr/bin/bwrap mode 0755,
+#   NOT setuid: it relies on user namespaces, so `no-new-privileges` does not get in its way. The
+#   RUN below asserts both (a setuid bwrap would be a root-owned attack surface for the agent).
 # - No curl: the HEALTHCHECK uses the Python already in the image.
 # - A non-root user `autocode` (uid 10001) runs the service: the CLI refuses bypassPermissions as
 #   root, and the agent should not own the image anyway. The virtualenv stays root-owned, so the
