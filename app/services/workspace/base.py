@@ -40,6 +40,19 @@ class Workspace(Protocol):
         the PR body."""
         ...
 
+    async def pending_files(self, worktree: Worktree) -> list[tuple[str, bytes]]:
+        """(path, content) of everything the next `commit` would add or change relative to
+        `base_sha` (untracked files included, deletions left out), content as it would be
+        committed (a symlink: its target). For the outbound check. Raises WorkspaceError when a
+        path cannot be read or the whole is too large to read: the check fails closed."""
+        ...
+
+    async def outgoing_objects(self, worktree: Worktree) -> list[tuple[str, str | bytes]]:
+        """(label, content) of everything `push` would send (every commit message, tree and blob
+        on the branch past `base_sha`); a label names the file, or the commit. For the outbound
+        check; raises WorkspaceError when it cannot all be read."""
+        ...
+
     async def commit(self, worktree: Worktree, message: str) -> str:
         """Stage everything and commit with the configured service identity; return the new HEAD
         sha. Raises WorkspaceError when there is nothing to commit."""

@@ -16,10 +16,18 @@ where git goes or who gets the token:
 - the token only reaches git processes running in a bare repo the service has just created, on
   the configured URL (transit.py), and the credential helper answers only for that host
   (gitenv.py, which also switches off system/global config, hooks and fsmonitor).
-Residual risk, on purpose: status/add/commit/worktree add still read the shared clone's config,
-where the agent could define e.g. `filter.<driver>.clean` (run by `git add`) or `diff.<d>.textconv`.
-Those run code as our uid WITHOUT the token — which the agent can do anyway. The same uid can
-also read any of our processes' /proc/<pid>/environ: see transit.py.
+- no program the agent chose runs in our git: the shared clone's config, hooks and info are
+  rewritten to a known state before every git call in the clone or a worktree (clonestate.py),
+  so a worktree `.gitattributes` can only name drivers that do not exist; diffs pass
+  `--no-ext-diff --no-textconv`; gitenv.py lists the rest (fsmonitor, bare repos, submodules).
+Residual risk: an agent that runs code as our uid OUTSIDE a sandbox can rewrite that config
+between our restore and git's read of it (it can run code anyway), and can read any of our
+processes' /proc/<pid>/environ: see transit.py. The sandbox closes both.
+
+What leaves is read here for the outbound check (app/services/outbound_scan.py, called by the
+runner): `pending_files` (what the next commit would add, as the bytes that would be committed)
+and `outgoing_objects` (every object the push would send); both fail closed (WorkspaceError)
+when something cannot be read or is too large to read.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from app.config import Settings
 from app.errors import WorkspaceError
 from app.proc import CommandResult, run_command
 from app.services.workspace.base import Worktree
+from app.services.workspace.clonestate import restore_clone_state
 from app.services.workspace.gitenv import git_env, redact, token_allowed, url_has_password
 from app.services.workspace.layout import check_git_dir, gitfile_target, is_real_dir, same_path
 from app.services.workspace.locks import file_lock, process_lock
@@ -50,6 +59,10 @@ logger = logging.getLogger(__name__)
 
 _SLUG_RE = re.compile(r"[a-z][a-z0-9_]+-[1-9][0-9]*")
 _OUTPUT_CAP = 20_000
+OUTBOUND_MAX_BYTES = 256 * 1024 * 1024  # what the outbound check reads at most; more fails closed
+_NO_DRIVERS = ("--no-ext-diff", "--no-textconv")  # diff must never run a program from config
+_CUT_MARK = re.compile(r"^\[\.\.\. \d+ chars cut \.\.\.\]\n")  # app.proc's cap marker
+_OBJECT_LINE = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64})(?: (.*))?$")
 
 
 def _remove_tree(path: Path) -> None:
@@ -133,34 +146,66 @@ class GitWorkspace:
         return Worktree(path=path, branch=branch, base_sha=base_sha)
 
     async def has_changes(self, worktree: Worktree) -> bool:
-        status = await self._wt_git(worktree, "status", "--porcelain", "--untracked-files=all")
+        status = await self._wt_git(worktree, "status", "--porcelain", "--untracked-files=all",
+                                    "--ignore-submodules=all")
         if status.output.strip():
             return True
         return await self._head(worktree) != worktree.base_sha
 
     async def diff_summary(self, worktree: Worktree) -> str:
-        # Untracked files count too: stage everything into a scratch copy of the index, so the
-        # real index (and thus what `commit` will do) is left alone.
-        index = self._gitdir_of(worktree.path) / "index"
-        scratch_dir = self.root / "tmp"
-        scratch_dir.mkdir(parents=True, exist_ok=True)
-        scratch = scratch_dir / f"index-{uuid.uuid4().hex}"
-        try:
-            if index.exists():
-                await asyncio.to_thread(shutil.copyfile, index, scratch)
-            env = {"GIT_INDEX_FILE": str(scratch)}
-            await self._wt_git(worktree, "add", "-A", env=env)
-            diff = await self._wt_git(worktree, "diff", "--cached", "--stat", worktree.base_sha, env=env)
-        finally:
-            scratch.unlink(missing_ok=True)
+        async with self._staged_everything(worktree) as env:
+            diff = await self._wt_git(worktree, "diff", "--cached", "--stat", *_NO_DRIVERS, worktree.base_sha,
+                                      env=env)
         return diff.output.strip()
+
+    async def pending_files(self, worktree: Worktree) -> list[tuple[str, bytes]]:
+        """(path, content) of every path that differs from `base_sha` once everything is staged
+        (untracked files included, deletions left out): the file's bytes, a symlink's target."""
+        async with self._staged_everything(worktree) as env:
+            res = await self._wt_git(worktree, "diff", "--cached", "--name-only", "-z", "--no-renames",
+                                     "--diff-filter=d", *_NO_DRIVERS, worktree.base_sha, env=env,
+                                     max_output=OUTBOUND_MAX_BYTES)
+        _uncut(res, "the list of changed files")
+        return await asyncio.to_thread(_read_files, worktree.path, [p for p in res.output.split("\0") if p])
+
+    async def outgoing_objects(self, worktree: Worktree) -> list[tuple[str, str | bytes]]:
+        """(label, content) of every object `push` would send: all commits, trees and blobs
+        reachable from the branch but not from `base_sha`. Labels name a blob or tree by its path,
+        a commit by its sha; content is decoded as UTF-8 with replacement (ASCII survives)."""
+        ref = f"refs/heads/{worktree.branch}^{{commit}}"
+        head = await self._wt_git(worktree, "rev-parse", "--verify", ref)
+        sha = head.output.strip().splitlines()[-1]
+        listed = await self._wt_git(worktree, "rev-list", "--objects", sha, f"^{worktree.base_sha}",
+                                    max_output=OUTBOUND_MAX_BYTES)
+        _uncut(listed, "the list of objects to push")
+        labels: dict[str, str] = {}
+        for line in listed.output.splitlines():
+            if m := _OBJECT_LINE.match(line):
+                path = m.group(2)
+                labels.setdefault(m.group(1), path if path is not None else f"commit {m.group(1)[:12]}")
+        if not labels:
+            return []
+        shas = "".join(f"{s}\n" for s in labels).encode()
+        check = await self._wt_git(worktree, "cat-file", "--batch-check", stdin=shas,
+                                   max_output=OUTBOUND_MAX_BYTES)
+        _uncut(check, "the sizes of the objects to push")
+        headers = check.output.splitlines()
+        total = sum(int(h.split()[2]) for h in headers if len(h.split()) == 3 and h.split()[2].isdigit())
+        if len(headers) != len(labels) or any(h.endswith(" missing") for h in headers):
+            raise WorkspaceError("outbound check: cannot read every object of the push")
+        if total > OUTBOUND_MAX_BYTES:
+            raise WorkspaceError(f"outbound check: the push is too large to check ({total} bytes)")
+        batch = await self._wt_git(worktree, "cat-file", "--batch", stdin=shas,
+                                   max_output=total + len(shas) * 3 + 1024)
+        _uncut(batch, "the objects to push")
+        return list(_split_batch(batch.output, headers, [labels[s] for s in labels]))
 
     async def commit(self, worktree: Worktree, message: str) -> str:
         head = await self._wt_git(worktree, "symbolic-ref", "--quiet", "HEAD", check=False)
         if head.output.strip() != f"refs/heads/{worktree.branch}":  # the push sends that branch
             raise WorkspaceError(f"worktree HEAD is not on {worktree.branch}: {head.output.strip()!r}")
         await self._wt_git(worktree, "add", "-A")
-        staged = await self._wt_git(worktree, "diff", "--cached", "--quiet", check=False)
+        staged = await self._wt_git(worktree, "diff", "--cached", "--quiet", *_NO_DRIVERS, check=False)
         if staged.exit_code == 0:
             raise WorkspaceError(f"nothing to commit in {worktree.path}", exit_code=0)
         if staged.exit_code != 1:
@@ -203,10 +248,7 @@ class GitWorkspace:
         source = self._source_url()
         started = time.monotonic()
         if is_real_dir(self._clone_gitdir):
-            planted = self._clone_gitdir / "commondir"  # never ours; see layout.py
-            if planted.exists() or planted.is_symlink():
-                logger.warning("repo_commondir_removed", extra={"path": str(planted)})
-                planted.unlink()
+            self._restore_clone()  # before git reads anything of it (also removes a planted commondir)
             await fetch_via_transit(self._repo_git, self.root, self._clone_gitdir, source)
             logger.info("repo_fetched", extra={"duration_s": round(time.monotonic() - started, 3)})
             return
@@ -220,6 +262,7 @@ class GitWorkspace:
             await self._git("clone", "--quiet", "--no-checkout", "--no-tags", "--template=", "--origin",
                             "origin", source, str(scratch), git_dir=None, cwd=self.root, network=True)
             scratch.rename(self.repo_dir)
+            self._restore_clone()  # the same known state as every later run starts from
         finally:
             if scratch.exists():
                 await asyncio.to_thread(shutil.rmtree, scratch, True)
@@ -240,6 +283,29 @@ class GitWorkspace:
     async def _head(self, worktree: Worktree) -> str:
         res = await self._wt_git(worktree, "rev-parse", "HEAD")
         return res.output.strip().splitlines()[-1]
+
+    @contextlib.asynccontextmanager
+    async def _staged_everything(self, worktree: Worktree) -> AsyncIterator[dict[str, str]]:
+        """Env for git calls that see everything staged (untracked files too) in a scratch copy of
+        the index, so the real index (and thus what `commit` will do) is left alone."""
+        index = self._gitdir_of(worktree.path) / "index"
+        scratch_dir = self.root / "tmp"
+        scratch_dir.mkdir(parents=True, exist_ok=True)
+        scratch = scratch_dir / f"index-{uuid.uuid4().hex}"
+        try:
+            if index.exists():
+                await asyncio.to_thread(shutil.copyfile, index, scratch)
+            env = {"GIT_INDEX_FILE": str(scratch)}
+            await self._wt_git(worktree, "add", "-A", env=env)
+            yield env
+        finally:
+            scratch.unlink(missing_ok=True)
+
+    def _restore_clone(self) -> None:
+        """The shared clone's config, hooks and info back to the service's state (clonestate.py)."""
+        changed = restore_clone_state(self._clone_gitdir, self._source_url())
+        if changed:
+            logger.warning("repo_state_restored", extra={"changed": changed[:50]})
 
     @contextlib.asynccontextmanager
     async def _repo_lock(self) -> AsyncIterator[None]:
@@ -273,7 +339,7 @@ class GitWorkspace:
 
     async def _wt_git(
         self, worktree: Worktree, *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None,
-        check: bool = True,
+        check: bool = True, max_output: int = _OUTPUT_CAP,
     ) -> CommandResult:
         """git in a ticket's worktree, addressed by the paths `prepare` made, never by its `.git`."""
         gitdir = self._gitdir_of(worktree.path)
@@ -283,7 +349,7 @@ class GitWorkspace:
             # Harmless to us (never followed), but someone rewrote it: worth an operator's look.
             logger.warning("worktree_pointer_tampered", extra={"path": str(worktree.path), "target": pointer})
         return await self._git(*args, git_dir=gitdir, common_dir=self._clone_gitdir, work_tree=worktree.path,
-                               env=env, stdin=stdin, check=check)
+                               env=env, stdin=stdin, check=check, max_output=max_output)
 
     async def _git(
         self,
@@ -296,6 +362,7 @@ class GitWorkspace:
         env: dict[str, str] | None = None,
         stdin: bytes | None = None,
         check: bool = True,
+        max_output: int = _OUTPUT_CAP,
     ) -> CommandResult:
         """Run git with the service's environment (gitenv.py). `git_dir` None only for `clone`, which
         makes its repository; `common_dir` defaults to `git_dir` (so a `commondir` file is ignored).
@@ -305,6 +372,8 @@ class GitWorkspace:
             check_git_dir(git_dir, common_dir or git_dir)
             if common_dir is not None:
                 check_git_dir(common_dir, common_dir)
+            if (common_dir or git_dir) == self._clone_gitdir:
+                self._restore_clone()  # every call in the clone or a worktree reads its config
             repo_env = {"GIT_DIR": str(git_dir.absolute()),
                         "GIT_COMMON_DIR": str((common_dir or git_dir).absolute())}
             if work_tree is not None:
@@ -318,7 +387,7 @@ class GitWorkspace:
             cwd=cwd or work_tree or git_dir or self.root,
             env=git_env(token=token, url=url if token else None, extra={**repo_env, **(env or {})}),
             timeout=self.network_timeout if network else self.local_timeout,
-            max_output_chars=_OUTPUT_CAP,
+            max_output_chars=max_output,
             stdin=stdin,
         )
         if check and not res.ok:
@@ -336,3 +405,56 @@ class GitWorkspace:
             detail = f"git {args[0]} failed (exit {res.exit_code}): {last}"
         logger.warning("git_failed", extra={"command": args[0], "exit_code": res.exit_code, "output": output})
         return WorkspaceError(detail, stderr=output, exit_code=res.exit_code)
+
+
+def _uncut(res: CommandResult, what: str) -> None:
+    """The outbound check reads all or nothing: a capped output is a failure."""
+    if _CUT_MARK.match(res.output):
+        raise WorkspaceError(f"outbound check: {what} is too large to check")
+
+
+def _read_files(root: Path, paths: list[str]) -> list[tuple[str, bytes]]:
+    """The committed form of each path under `root`: a symlink's target, a file's bytes (a
+    directory is a nested repository: git records only its commit id). Anything that cannot be
+    read from inside `root` fails the check."""
+    real_root = os.path.realpath(root)
+    out: list[tuple[str, bytes]] = []
+    total = 0
+    for rel in paths:
+        path = root / rel
+        parent = os.path.realpath(path.parent)
+        if parent != real_root and not parent.startswith(real_root + os.sep):
+            raise WorkspaceError(f"outbound check: {rel!r} is not inside the worktree")
+        try:
+            if path.is_symlink():
+                data = os.fsencode(os.readlink(path))
+            elif path.is_dir():
+                continue
+            else:
+                data = path.read_bytes()
+        except OSError as exc:
+            raise WorkspaceError(f"outbound check: cannot read {rel!r}: {exc.strerror}") from exc
+        total += len(data)
+        if total > OUTBOUND_MAX_BYTES:
+            raise WorkspaceError(f"outbound check: the change is over {OUTBOUND_MAX_BYTES} bytes: too large")
+        out.append((rel, data))
+    return out
+
+
+def _split_batch(text: str, headers: list[str], labels: list[str]) -> list[tuple[str, str]]:
+    """Cut `git cat-file --batch` output into (label, content) by the headers `--batch-check`
+    printed, in order. A blob that contains the next header only shifts the attribution; nothing
+    is skipped (the pieces cover the whole text)."""
+    out: list[tuple[str, str]] = []
+    pos = 0
+    for i, (header, label) in enumerate(zip(headers, labels, strict=True)):
+        start = text.find(header + "\n", pos)
+        start = pos if start < 0 else start + len(header) + 1
+        nxt = text.find(headers[i + 1] + "\n", start) if i + 1 < len(headers) else -1
+        end = len(text) if nxt < 0 else nxt
+        out.append((label or "(root tree)", text[start:end]))
+        pos = end
+    if pos < len(text) and out:  # never drop text: the tail goes with the last object
+        label, content = out[-1]
+        out[-1] = (label, content + text[pos:])
+    return out

@@ -11,6 +11,29 @@ environment), `commit.gpgsign=false` (must not prompt), `gc.autoDetach=false` (a
 inside our timeout and lock), `protocol.ext.allow=never`. Which repository a call means is set by
 the caller (client.py: explicit `GIT_DIR`/`GIT_COMMON_DIR`/`GIT_WORK_TREE`).
 
+The worktree is hostile, so nothing in it may choose a program for our git to run:
+- attribute drivers (`filter=`, `diff=`, `merge=` in a `.gitattributes`) only name a driver; the
+  program comes from config. System and global config are off, command-scope config is ours, and
+  the one file left, the shared clone's `.git/config`, is rewritten by the service (clonestate.py:
+  at every prepare and before every worktree git call), so a `.gitattributes` can only name a
+  driver that does not exist. Attribute files outside the tree are off too: `GIT_ATTR_NOSYSTEM=1`,
+  `core.attributesFile=/dev/null`, and clonestate.py deletes `info/attributes`;
+- diff calls pass `--no-ext-diff --no-textconv` (an empty `diff.external` would be run as a
+  command whose output is nothing: worse than leaving it unset);
+- `safe.bareRepository=explicit`: git only uses a bare repository named by `GIT_DIR` (ours all
+  are), never one it discovers, such as `sub/HEAD`+`sub/config` written by the agent;
+- `core.pager=cat`, `core.editor=false`, `sequence.editor=false`: nothing opens a program, and a
+  call that would wait for an editor fails instead;
+- submodules are never entered: `submodule.recurse=false`, `fetch.recurseSubmodules=false`,
+  `diff.ignoreSubmodules=all`, `status.submoduleSummary=false` (a nested repo's status would run
+  git in a directory the agent made, under its config).
+Includes (`include.path`) cannot be switched off by config, which is why the only repo config git
+reads is one the service wrote.
+
+`sandbox_git_env()` is the same idea for git that runs INSIDE the agent's sandbox (its Bash tool,
+the checks): it cannot stop the agent from writing a config, but it stops git from running one
+that the agent placed where git would discover it.
+
 Token handling (the only place GH_TOKEN meets git): with `token` and `url`, the token is put in ONE
 environment variable, `AUTO_CODE_GIT_TOKEN`, next to the configured scheme and host, and git gets
 a credential helper scoped to that URL (`credential.<scheme>://<host>.helper`) which, in addition,
@@ -55,6 +78,22 @@ _BASE_CONFIG: tuple[tuple[str, str], ...] = (
     ("gc.autoDetach", "false"),
     ("protocol.ext.allow", "never"),
     ("advice.detachedHead", "false"),
+    ("core.attributesFile", os.devnull),  # no per-user attributes file (the agent can write ~)
+    ("safe.bareRepository", "explicit"),  # only repos named by GIT_DIR; read from protected config only
+    ("core.pager", "cat"),
+    ("core.editor", "false"),
+    ("sequence.editor", "false"),
+    ("submodule.recurse", "false"),
+    ("fetch.recurseSubmodules", "false"),
+    ("diff.ignoreSubmodules", "all"),
+    ("status.submoduleSummary", "false"),
+)
+# For git the agent (or a check) runs inside its sandbox; see `sandbox_git_env`.
+_SANDBOX_CONFIG: tuple[tuple[str, str], ...] = (
+    ("safe.bareRepository", "explicit"),  # `sub/HEAD`+`sub/config` is not a repository git may use
+    ("core.fsmonitor", "false"),  # a config the agent wrote (e.g. behind a `.git` gitfile) must not run one
+    ("core.hooksPath", os.devnull),
+    ("protocol.allow", "never"),  # no transport at all: the sandbox's git has nothing to fetch or push
 )
 
 
@@ -91,6 +130,7 @@ def git_env(
         "GCM_INTERACTIVE": "never",
         "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_ATTR_NOSYSTEM": "1",
     }
     if token:
         if not url or not is_http_remote(url):
@@ -102,13 +142,36 @@ def git_env(
             (f"protocol.{scheme}.allow", "always"),
         ]
         env.update({TOKEN_ENV: token, HOST_ENV: host, PROTOCOL_ENV: scheme})
-    env["GIT_CONFIG_COUNT"] = str(len(config))
-    for i, (key, value) in enumerate(config):
-        env[f"GIT_CONFIG_KEY_{i}"] = key
-        env[f"GIT_CONFIG_VALUE_{i}"] = value
+    env.update(_config_env(config))
     if extra:
         env.update(extra)
     return scrubbed_env(env)
+
+
+def sandbox_git_env() -> dict[str, str]:
+    """Variables for ANY git that runs inside the agent's sandbox (to merge into that process's
+    environment; no PATH, HOME or other variable is included). git 2.39 uses a directory holding
+    `HEAD`, `config`, `objects/`, `refs/` as an implicit bare repository and runs the
+    `core.fsmonitor` of its config (`cd sub`, then `git --work-tree=.. status`): with these it
+    refuses the implicit bare repo, reads no system or global file (the agent can write `~`), runs
+    no hook and no fsmonitor whatever config it reads, and speaks no transport."""
+    env = {
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_ATTR_NOSYSTEM": "1",
+        "GIT_TERMINAL_PROMPT": "0",
+    }
+    env.update(_config_env(_SANDBOX_CONFIG))
+    return env
+
+
+def _config_env(config: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """Command-scope config as `GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_n`/`GIT_CONFIG_VALUE_n`."""
+    env = {"GIT_CONFIG_COUNT": str(len(config))}
+    for i, (key, value) in enumerate(config):
+        env[f"GIT_CONFIG_KEY_{i}"] = key
+        env[f"GIT_CONFIG_VALUE_{i}"] = value
+    return env
 
 
 def redact(text: str, secret: str | None) -> str:

@@ -115,6 +115,19 @@ class InMemoryWorkspace:
         lines = [f" {p} | {kind[p]}" for p in changed]
         return "\n".join([*lines, f" {len(changed)} file(s) changed"])
 
+    async def pending_files(self, worktree: Worktree) -> list[tuple[str, bytes]]:
+        _, now = self._state(worktree)
+        base = self._base[worktree.path]
+        return [(p, (worktree.path / p).read_bytes()) for p in _changed(base, now) if p in now]
+
+    async def outgoing_objects(self, worktree: Worktree) -> list[tuple[str, str | bytes]]:
+        head, _ = self._state(worktree)
+        base = self._base[worktree.path]
+        files: list[tuple[str, str | bytes]] = [
+            (p, (worktree.path / p).read_bytes()) for p in _changed(base, head) if p in head]
+        mine = [c for c in self.committed if c.branch == worktree.branch]
+        return [*files, *((f"commit {c.sha[:12]}", c.message) for c in mine)]
+
     async def commit(self, worktree: Worktree, message: str) -> str:
         self._maybe_fail("commit")
         head, now = self._state(worktree)
