@@ -10,6 +10,7 @@ and the compose file's shape; and `docker compose ... config` with the template 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import os
 import re
@@ -31,6 +32,17 @@ ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 COMPOSE = ROOT / "compose" / "auto-code.yml"
+SECCOMP = ROOT / "compose" / "seccomp-sandbox.json"
+APPARMOR = ROOT / "compose" / "apparmor-auto-code-sandbox"
+# sha256 of the canonical JSON (sort_keys, no whitespace) of Docker's default seccomp profile:
+# moby/profiles seccomp v0.2.3 = vendor/github.com/moby/profiles/seccomp/default.json of moby/moby tag
+# docker-v29.7.2 (commit 6a43e3d5afddf4111da0f864bbc7cae5d7e95001). compose/README.md has the story.
+DOCKER_DEFAULT_SECCOMP_SHA256 = "9da637d2ab0a204fcbd91bd88f1be9e004a3acab61c571a9f5b8870e588a17d2"
+# What bubblewrap needs beyond it (each one shown necessary, compose/README.md).
+SANDBOX_SECCOMP_ADDITIONS = [["clone"], ["unshare"], ["mount", "umount2", "pivot_root"]]
+# The app container's security options, each explained in compose/auto-code.yml.
+APP_SECURITY_OPT = ["no-new-privileges:true", "seccomp=seccomp-sandbox.json",
+                    "apparmor=auto-code-sandbox", "systempaths=unconfined"]
 # CI clones the repository with shared/ beside it.
 DESIGN = ROOT.parent / "shared" / "DESIGN.md"
 
@@ -294,6 +306,15 @@ class TestDockerfile:
         assert proc.returncode == 0, err
         assert out.strip() == "65534:65534:/home/autocode"
 
+    def test_bubblewrap_is_installed_in_the_runtime_stage_and_is_not_setuid(self) -> None:
+        # The sandbox (every process the ticket can influence runs under bwrap) needs it at run time;
+        # a setuid bwrap would be a root-owned program the agent could attack, and is not needed.
+        runtime = " ".join(a for ins, a in final_stage() if ins == "RUN")
+        assert re.search(r"apt-get install [^&]*\bbubblewrap\b", runtime), "bubblewrap not installed"
+        assert "test -x /usr/bin/bwrap" in runtime
+        assert "test ! -u /usr/bin/bwrap" in runtime
+        assert "chmod u+s" not in runtime and "chmod 4" not in runtime
+
     def test_healthcheck_command_and_environment(self) -> None:
         stage = dict((ins, a) for ins, a in final_stage() if ins in {"HEALTHCHECK", "CMD", "ENTRYPOINT"})
         assert "/health" in stage["HEALTHCHECK"] and "CLAUDE_CODE_API_PORT" in stage["HEALTHCHECK"]
@@ -350,10 +371,24 @@ class TestComposeFile:
         app = services["auto-code"]
         assert "no-new-privileges:true" in app["security_opt"]
         assert app["cap_drop"] == ["ALL"]
+        assert not app.get("privileged"), "privileged would switch off every restriction at once"
         # setpriv (run by root tini) needs exactly these to drop to uid 10001; without them the
         # container cannot start, with more the root parent would hold powers it never uses.
         assert sorted(app["cap_add"]) == ["SETGID", "SETUID"]
         assert "user" not in app, "`user:` would start tini as the service uid (PID 1 env readable)"
+
+    def test_sandbox_gets_exactly_its_three_relaxations_and_nothing_broader(
+        self, services: dict[str, Any]
+    ) -> None:
+        # bubblewrap needs: a seccomp profile allowing namespaces and mounts, an AppArmor profile
+        # allowing mounts, and unmasked /proc (for its fresh procfs). Nothing else changes, and
+        # none of them may be the blanket `unconfined` (seccomp) or `unconfined` (AppArmor).
+        opts = services["auto-code"]["security_opt"]
+        assert sorted(opts) == sorted(APP_SECURITY_OPT)
+        assert not [o for o in opts if o.replace(":", "=") in {"seccomp=unconfined", "apparmor=unconfined"}]
+        assert "SYS_ADMIN" not in services["auto-code"].get("cap_add", [])
+        assert "security_opt" not in services["postgres"]
+        assert services["cloudflared"]["security_opt"] == ["no-new-privileges:true"]
 
     def test_stable_executor_id_and_a_long_stop_grace(self, services: dict[str, Any]) -> None:
         app = services["auto-code"]
@@ -380,6 +415,111 @@ class TestComposeFile:
         assert "pg_isready" in " ".join(pg["healthcheck"]["test"])
         assert all(p.startswith("${POSTGRES_BIND_ADDR:-127.0.0.1}:") for p in pg["ports"])
         assert "env_file" not in pg
+
+
+# ----- compose/seccomp-sandbox.json, compose/apparmor-auto-code-sandbox ------------------------------
+def seccomp_profile() -> dict[str, Any]:
+    return json.loads(SECCOMP.read_text(encoding="utf-8"))
+
+
+def split_seccomp(profile: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(the profile without auto-code's rules, auto-code's rules): ours carry an `auto-code` comment."""
+    ours = [r for r in profile["syscalls"] if r.get("comment", "").startswith("auto-code sandbox:")]
+    upstream = dict(profile, syscalls=[r for r in profile["syscalls"] if r not in ours])
+    return upstream, ours
+
+
+def canonical_sha256(doc: Any) -> str:
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+class TestSeccompProfile:
+    def test_compose_names_the_file_next_to_it(self) -> None:
+        # Compose resolves the path against the project directory: the compose file's folder.
+        app = compose_services(yaml.safe_load(COMPOSE.read_text(encoding="utf-8")))["auto-code"]
+        ref = [o.split("=", 1)[1] for o in app["security_opt"] if o.startswith("seccomp=")]
+        assert ref == [SECCOMP.name]
+        assert (COMPOSE.parent / ref[0]).is_file()
+
+    def test_is_valid_json_and_denies_by_default(self) -> None:
+        profile = seccomp_profile()
+        assert profile["defaultAction"] == "SCMP_ACT_ERRNO"
+        assert any(a["architecture"] == "SCMP_ARCH_X86_64" for a in profile["archMap"])
+        assert all(r["names"] and r["action"].startswith("SCMP_ACT_") for r in profile["syscalls"])
+
+    def test_docker_default_is_kept_unchanged(self) -> None:
+        # Every rule of Docker's default, unchanged and in order: the digest of the rest of the file.
+        upstream, _ = split_seccomp(seccomp_profile())
+        assert canonical_sha256(upstream) == DOCKER_DEFAULT_SECCOMP_SHA256, (
+            "the Docker-default part of compose/seccomp-sandbox.json changed; see compose/README.md"
+        )
+
+    def test_additions_are_exactly_what_bubblewrap_needs(self) -> None:
+        upstream, ours = split_seccomp(seccomp_profile())
+        # Unconditional allows (no args, includes or excludes), appended at the end.
+        assert [r["names"] for r in ours] == SANDBOX_SECCOMP_ADDITIONS
+        assert all(r["action"] == "SCMP_ACT_ALLOW" and set(r) == {"names", "action", "comment"} for r in ours)
+        assert seccomp_profile()["syscalls"][-len(ours):] == ours
+        # What they open, Docker's default allows only with CAP_SYS_ADMIN (or, pivot_root, never).
+        added = {n for r in ours for n in r["names"]}
+        unconditional = {n for r in upstream["syscalls"]
+                         if r["action"] == "SCMP_ACT_ALLOW"
+                         and not (r.get("args") or r.get("includes") or r.get("excludes"))
+                         for n in r["names"]}
+        assert not added & unconditional
+        sys_admin = {n for r in upstream["syscalls"]
+                     if r.get("includes", {}).get("caps") == ["CAP_SYS_ADMIN"] for n in r["names"]}
+        assert added - sys_admin == {"pivot_root"}
+
+    def test_nothing_beyond_the_sandbox_is_opened(self) -> None:
+        _, ours = split_seccomp(seccomp_profile())
+        added = {n for r in ours for n in r["names"]}
+        for name in ("setns", "sethostname", "chroot", "clone3", "bpf", "keyctl", "open_tree",
+                     "fsopen", "move_mount", "mount_setattr", "ptrace", "init_module", "kexec_load"):
+            assert name not in added, name
+
+
+class TestAppArmorProfile:
+    def rules(self) -> list[str]:
+        lines = [ln.split("#", 1)[0].strip() if not ln.lstrip().startswith("#include") else ln.strip()
+                 for ln in APPARMOR.read_text(encoding="utf-8").splitlines()]
+        return [ln for ln in lines if ln]
+
+    def test_compose_names_the_profile_the_file_defines(self) -> None:
+        app = compose_services(yaml.safe_load(COMPOSE.read_text(encoding="utf-8")))["auto-code"]
+        names = [o.split("=", 1)[1] for o in app["security_opt"] if o.startswith("apparmor=")]
+        assert names == ["auto-code-sandbox"]
+        assert 'profile "auto-code-sandbox" flags=(attach_disconnected,mediate_deleted) {' in self.rules()
+
+    def test_docker_default_with_only_mounts_allowed(self) -> None:
+        rules = self.rules()
+        # The one change to docker-default.
+        assert "deny mount," not in rules
+        assert "mount," in rules and "pivot_root," in rules
+        # docker-default's write denials stay: with systempaths=unconfined they are what keeps
+        # /proc/sys and /sys read-only for the container's root.
+        for kept in ("abi <abi/3.0>,", "deny network alg,", "umount,",
+                     "deny @{PROC}/* w,", "deny @{PROC}/sys/[^k]** w,",
+                     "deny @{PROC}/sys/kernel/{?,??,[^s][^h][^m]**} w,",
+                     "deny @{PROC}/sysrq-trigger rwklx,", "deny @{PROC}/kcore rwklx,",
+                     "deny /sys/[^f]*/** wklx,", "deny /sys/firmware/** rwklx,",
+                     "deny /sys/kernel/security/** rwklx,",
+                     'ptrace (trace,tracedby,read,readby) peer="auto-code-sandbox",'):
+            assert kept in rules, kept
+        # Nothing broader: no unconfined flag, no userns grant beyond abi/3.0's, no other allows.
+        assert "unconfined" not in next(r for r in rules if r.startswith("profile"))
+        assert not [r for r in rules if r.startswith(("userns", "change_profile", "dbus", "unix"))]
+
+    def test_compiles_with_apparmor_parser(self, tmp_path: Path) -> None:
+        # Compiles to a binary policy without loading it (no AppArmor kernel needed).
+        parser = shutil.which("apparmor_parser")
+        if parser is None:
+            pytest.skip("apparmor_parser not installed (apt-get install apparmor)")
+        out = tmp_path / "policy.bin"
+        argv = [parser, "--skip-kernel-load", "--skip-cache", "-o", str(out), str(APPARMOR)]
+        done = run_cmd(argv, cwd=ROOT)
+        assert done.returncode == 0, done.stderr
+        assert out.stat().st_size > 0
 
 
 class TestComposeConfig:
@@ -417,6 +557,8 @@ class TestComposeConfig:
         assert env["NODE_ENV"] == "production"
         assert env["WORKSPACE_DIR"] == "/workspace"
         assert app["hostname"] == "auto-code-1"
+        assert sorted(app["security_opt"]) == sorted(APP_SECURITY_OPT)
+        assert app["cap_drop"] == ["ALL"]
 
     def test_env_file_flag_drives_interpolation(self, client: list[str], tree: Path) -> None:
         env = (tree / ".env").read_text()
