@@ -80,7 +80,7 @@ class TestImplement:
         assert detail["session_id"] == run["session_id"] and detail["turns"] == 2
         assert detail["cost_usd"] == run["cost_usd"] and detail["usage"]["input_tokens"] == 200
         assert detail["summary"] == "Added docs/hello.md." and detail["has_changes"] is True
-        transcripts = list((svc.settings.claude_config_dir / "projects").rglob(f"{run['session_id']}.jsonl"))
+        transcripts = list((svc.settings.claude_config_dir / "runs").rglob(f"{run['session_id']}.jsonl"))
         assert transcripts, "the CLI transcript is not under WORKSPACE_DIR"
         assert no_claude_left(tmp_path) == []
 

@@ -137,7 +137,7 @@ class TestResumeAfterRestart:
             assert wait_for(lambda: requests_with(model, fix_marker("lint")), 30), "no fix round started"
             session = session_of(requests_with(model, IMPLEMENT)[0])
         assert no_claude_left(tmp_path) == [], "the stopped service left its CLI running"
-        transcripts = list((first.settings.claude_config_dir / "projects").rglob(f"{session}.jsonl"))
+        transcripts = list((first.settings.claude_config_dir / "runs").rglob(f"{session}.jsonl"))
         assert transcripts, "no transcript under WORKSPACE_DIR"
 
         model.reset()  # the model server forgets everything; the transcripts must carry the session

@@ -12,6 +12,14 @@ How each session is run (facts measured here: shared/notes/claude-cli.md):
   write attempt comes back to the model as "No such tool available" and the worktree is untouched.
 - every call runs under `claude_timeout_sec`; on timeout or cancellation the CLI's process tree is
   killed (the launcher put it in its own session). The CLI's environment is an allowlist (env.py).
+- sandbox (`SANDBOX=bwrap`, the default): the launcher execs the CLI inside the run's sandbox
+  (app/services/sandbox): the worktree and the run's own CLI state directory
+  (`claude-config/runs/<run>`) are its only writable places, HOME and TMPDIR are fresh per call, and
+  its only network is the model proxy (app/services/model_proxy) through a loopback port. The CLI
+  holds no real key: `ANTHROPIC_API_KEY` is a capability token granted for this one call on the
+  run's remaining budget and revoked when the call ends; the proxy adds the real key upstream and
+  meters usage, and a call's cost is what the proxy metered. `SANDBOX=none` (development only) runs
+  the CLI unconfined with the real key, as before, with a warning per call.
 - errors: the CLI ends with a `ResultMessage`; we branch on `is_error` / `terminal_reason` (an API
   error arrives as subtype "success" with is_error=True), never on the subtype alone.
 """
@@ -20,9 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import re
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +48,9 @@ from app.services.claude_code.launcher import bundled_cli, write_launcher
 from app.services.claude_code.review_parse import parse_review
 from app.services.claude_code.session import CostBook, LiveSession, Progress, denial_text, new_pidfile
 from app.services.langfuse.base import Tracer
+from app.services.model_proxy import ModelProxy, ModelProxyServer, Usage
+from app.services.sandbox import Endpoint, Sandbox, SandboxCall, get_sandbox
+from app.services.workspace.gitenv import sandbox_git_env
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +61,23 @@ REVIEW_DENIED = ["Write", "Edit", "MultiEdit", "NotebookEdit", "Bash", "WebFetch
 # CLI's own rules apply - edits (acceptEdits) and reads inside the cwd (the worktree) only.
 # Bash the agent may run without asking: listing and `git status`. Not `git diff/log/show`: they take
 # `--output=<file>`, which can overwrite the worktree's `.git` pointer. The enabled checks are added.
-SAFE_BASH = ["Bash(ls:*)", "Bash(pwd)", "Bash(git status:*)"]
+# Not `git status` either: inside the sandbox the shared clone is not visible, and git in a directory
+# the agent wrote is how an implicit bare repository's `core.fsmonitor` ran (the service computes
+# diffs itself).
+SAFE_BASH = ["Bash(ls:*)", "Bash(pwd)"]
 DENIED = ["Bash(git push:*)", "Bash(git remote:*)", "Bash(git config:*)", "Bash(curl:*)", "Bash(wget:*)",
           "Bash(ssh:*)", "Bash(scp:*)", "Bash(nc:*)", "WebFetch", "WebSearch"]
 _RULE_WORD = re.compile(r"^[\w./@=+-]+$")  # what may go into a `Bash(...)` rule unquoted
 _FAILED_SUBTYPES = {"error_max_turns": "max_turns", "error_max_budget_usd": "budget_exhausted",
                     "error_during_execution": "execution_error"}
 STREAM_BUFFER_BYTES = 16 * 1024 * 1024  # a Read of a big file is one stdout line (SDK default 1 MB, #98)
+MODEL_PORT = 8790  # the model proxy's loopback port inside the sandbox's own network namespace
+_RUN_DIR_RE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def run_state_dir(config_dir: Path, run_id: str) -> Path:
+    """The run's own CLI state (transcripts `resume` needs): never shared with another run."""
+    return config_dir / "runs" / (_RUN_DIR_RE.sub("_", run_id) or "_")
 
 
 def _cwd_key(cwd: Path) -> Path:
@@ -73,14 +96,26 @@ class SdkClaudeCode:
     """`ClaudeCode` over the real CLI. One instance per process; one CLI process per call."""
 
     def __init__(self, settings: Settings, tracer: Tracer | None = None, *,
-                 extra_allowed_tools: Sequence[str] = ()) -> None:
+                 extra_allowed_tools: Sequence[str] = (), sandbox: Sandbox | None = None,
+                 model_proxy: ModelProxy | None = None) -> None:
         self._settings = settings
         self._tracer = tracer
         config_dir = settings.claude_config_dir
+        self._config_dir = config_dir
         self._launcher = write_launcher(config_dir / "bin")
         self._cli = settings.claude_cli_path or bundled_cli()
         self._run_dir = config_dir / "run"
         self._costs = CostBook(config_dir / "auto-code-sessions")
+        self._sandbox = sandbox if sandbox is not None else get_sandbox(settings)
+        self._own_proxy = False
+        if self._sandbox.name != "none" and model_proxy is None:
+            # A short private directory: a Unix socket path must fit in 108 bytes.
+            sock_dir = Path(tempfile.mkdtemp(prefix="auto-code-model-"))
+            model_proxy = ModelProxyServer(settings, sock_dir / "model.sock")
+            self._own_proxy = True
+        self._proxy = model_proxy if self._sandbox.name != "none" else None
+        # Model spend per run so far (this process): each call's grant gets what is left of the budget.
+        self._spent: dict[str, float] = {}
         # Only the checks the pipeline will run: a disabled gate's command is no reason to let the
         # agent execute (possibly agent-edited) code.
         commands = [cmd for cmd, on in ((settings.setup_command, settings.enable_setup),
@@ -92,11 +127,19 @@ class SdkClaudeCode:
         self._live: set[LiveSession] = set()
 
     # ----- options -----
-    def _options(self, cwd: Path, *, review: bool, resume: str | None = None) -> ClaudeAgentOptions:
+    def _options(self, cwd: Path, run_id: str, *, review: bool, resume: str | None = None,
+                 token: str | None = None) -> ClaudeAgentOptions:
         s = self._settings
         explicit = agent_env(s, os.environ)
+        if self._proxy is not None and token is not None:
+            explicit.update(self._sandbox_env(cwd, run_id, token, explicit))
         env = {**explicit, "AUTO_CODE_CLI": self._cli,
                "AUTO_CODE_DROP": ",".join(names_to_drop(os.environ, explicit))}
+        if self._proxy is not None and token is not None:
+            call = SandboxCall(worktree=cwd, state_dir=Path(explicit["CLAUDE_CONFIG_DIR"]),
+                               endpoints=(Endpoint("model", self._proxy.socket_path, MODEL_PORT),), env={})
+            prefix, _ = self._sandbox.wrap([], call)
+            env["AUTO_CODE_SANDBOX"] = json.dumps(prefix)
         common: dict[str, Any] = dict(
             cwd=str(cwd), cli_path=str(self._launcher), env=env, setting_sources=[], resume=resume,
             model=s.claude_model or None, system_prompt={"type": "preset", "preset": "claude_code"},
@@ -110,19 +153,46 @@ class SdkClaudeCode:
                                   allowed_tools=list(self._allowed), disallowed_tools=list(DENIED),
                                   max_turns=s.claude_max_turns)
 
-    def _session(self, cwd: Path, label: str, *, review: bool = False,
+    def _sandbox_env(self, cwd: Path, run_id: str, token: str, explicit: dict[str, str]) -> dict[str, str]:
+        """What the CLI sees inside the sandbox instead of the service's own values."""
+        state = run_state_dir(self._config_dir, run_id).resolve()
+        return {
+            "ANTHROPIC_API_KEY": token,  # a capability for this call, not the key
+            "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{MODEL_PORT}",
+            "CLAUDE_CONFIG_DIR": str(state),
+            **sandbox_git_env(),
+        }
+
+    def _session(self, cwd: Path, label: str, run_id: str, *, review: bool = False,
                  resume: str | None = None) -> LiveSession:
-        options = self._options(cwd, review=review, resume=resume)
+        token = None
+        if self._proxy is not None:
+            left = self._settings.claude_max_budget_usd - self._spent.get(run_id, 0.0)
+            if left <= 0:
+                budget = self._settings.claude_max_budget_usd
+                raise AgentError(f"the run's model budget of ${budget:g} is spent",
+                                 terminal_reason="budget_exhausted")
+            self._proxy.start()
+            token = self._proxy.grant(run_id, budget_usd=left)
+        else:
+            log.warning("sandbox_disabled: Claude Code runs WITHOUT isolation and with the real model key "
+                        "(SANDBOX=none)", extra={"run_id": run_id})
+        options = self._options(cwd, run_id, review=review, resume=resume, token=token)
         live = LiveSession(options, new_pidfile(self._run_dir), label)
+        live.run_id = run_id
+        live.token = token
         self._live.add(live)
         return live
 
     # ----- the interface -----
-    async def warm(self, cwd: Path) -> None:
+    async def warm(self, cwd: Path, run_id: str) -> None:
         key = _cwd_key(cwd)
         if key in self._warm:
             return
-        live = self._warm[key] = self._session(cwd, "implement")
+        try:
+            live = self._warm[key] = self._session(cwd, "implement", run_id)
+        except AgentError:
+            return  # implement raises it again, with the run's record
         try:
             await asyncio.wait_for(live.connect(), min(60.0, self._settings.claude_timeout_sec))
         except BaseException as exc:  # a failed warm-up is retried by implement
@@ -136,18 +206,22 @@ class SdkClaudeCode:
 
     async def implement(self, req: AgentRequest) -> AgentRun:
         live = self._warm.pop(_cwd_key(req.cwd), None)
-        if live is None or live.failed is not None:
-            live = self._session(req.cwd, "implement")
+        if live is not None and (live.failed is not None or live.run_id != req.run_id):
+            await self._discard(live, graceful=False)
+            live = None
+        if live is None:
+            live = self._session(req.cwd, "implement", req.run_id)
         return await self._traced("implement", req, live)
 
     async def fix(self, req: AgentRequest, session_id: str) -> AgentRun:
         header = parse_fix_header(req.prompt)
         phase = f"fix:{header[0]}" if header else "fix"
-        return await self._traced(phase, req, self._session(req.cwd, phase, resume=session_id), session_id)
+        return await self._traced(phase, req, self._session(req.cwd, phase, req.run_id, resume=session_id),
+                                  session_id)
 
     async def review(self, req: AgentRequest) -> ReviewResult:
         try:
-            run = await self._traced("review", req, self._session(req.cwd, "review", review=True))
+            run = await self._traced("review", req, self._session(req.cwd, "review", req.run_id, review=True))
         except AgentError as exc:
             run = AgentRun(session_id=exc.session_id or "", turns=exc.turns, cost_usd=exc.cost_usd,
                            result_text="")
@@ -161,6 +235,8 @@ class SdkClaudeCode:
         self._warm.clear()
         for live in list(self._live):
             await self._discard(live, graceful=False)
+        if self._own_proxy and self._proxy is not None:
+            self._proxy.close()  # joins its thread: quick, and the default executor may be gone
 
     # ----- one call -----
     async def _traced(self, phase: str, req: AgentRequest, live: LiveSession,
@@ -199,7 +275,7 @@ class SdkClaudeCode:
             await self._discard(live, graceful=False)
             raise AgentError(f"Claude Code did not finish within {timeout:g}s; its processes were killed",
                              terminal_reason="timeout", session_id=progress.session_id,
-                             turns=progress.assistant_turns) from None
+                             turns=progress.assistant_turns, cost_usd=self._metered_cost(live)) from None
         except asyncio.CancelledError:
             live.kill()  # first, synchronously: nothing below may run if we are cancelled again
             await self._discard(live, graceful=False)
@@ -219,10 +295,19 @@ class SdkClaudeCode:
             why = crash or "no result message"
             raise AgentError(f"Claude Code ended without a result: {why}; stderr: {stderr}",
                              terminal_reason="process_error", session_id=progress.session_id,
-                             turns=progress.assistant_turns)
+                             turns=progress.assistant_turns, cost_usd=self._metered_cost(live))
         total = float(res.total_cost_usd or 0.0)
         cost = max(0.0, total - baseline)
         await self._costs.set(res.session_id, total)
+        metered = self._metered(live)
+        if metered is not None:
+            cost = metered.cost_usd  # what the proxy counted, not the CLI's own estimate
+            if metered.exhausted:
+                budget = self._settings.claude_max_budget_usd
+                raise AgentError(f"Claude Code stopped: the run's model budget of ${budget:g} is spent "
+                                 "(cut off at the model proxy)",
+                                 terminal_reason="budget_exhausted", session_id=res.session_id,
+                                 turns=res.num_turns, cost_usd=cost)
         reason = res.terminal_reason or _FAILED_SUBTYPES.get(res.subtype) or (
             "completed" if res.subtype == "success" and not res.is_error else res.subtype)
         if res.is_error or reason != "completed":
@@ -239,6 +324,21 @@ class SdkClaudeCode:
             permission_denials=[denial_text(d) for d in res.permission_denials or []],
         )
 
+    def _metered_cost(self, live: LiveSession) -> float:
+        metered = self._metered(live)
+        return metered.cost_usd if metered is not None else 0.0
+
+    def _metered(self, live: LiveSession) -> Usage | None:
+        if self._proxy is None or live.token is None:
+            return None
+        return self._proxy.usage(live.token)
+
     async def _discard(self, live: LiveSession, *, graceful: bool) -> None:
         self._live.discard(live)
         await live.close(graceful=graceful)
+        if self._proxy is not None and live.token is not None and not live.settled:
+            # The capability dies with the call; what it spent counts against the run's budget.
+            live.settled = True
+            self._proxy.revoke(live.token)
+            spent = self._proxy.usage(live.token).cost_usd
+            self._spent[live.run_id] = self._spent.get(live.run_id, 0.0) + spent

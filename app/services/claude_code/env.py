@@ -49,6 +49,9 @@ def agent_env(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
         # The one switch that stops every call to api.anthropic.com besides the model (telemetry,
         # /api/hello): DISABLE_TELEMETRY alone does not (notes/claude-cli.md).
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        # The CLI's auto-memory lets a session write .md files that later sessions read as
+        # instructions, outside the untrusted-data tags: nothing one ticket writes may reach another.
+        "CLAUDE_CODE_DISABLE_AUTO_MEMORY": "1",
     }
     if settings.anthropic_api_key is not None:
         env["ANTHROPIC_API_KEY"] = settings.anthropic_api_key.get_secret_value()

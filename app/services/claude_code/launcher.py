@@ -6,7 +6,9 @@ The SDK spawns `cli_path` itself (no `start_new_session`, no way to remove inher
   - calls `setsid()`, so the CLI leads a new session and process group (pgid == its pid) and one
     `killpg` reaches it and the shells/tests it started;
   - writes its pid (unchanged by exec) to AUTO_CODE_PIDFILE, so the client can kill the tree
-    without reaching into the SDK's private transport.
+    without reaching into the SDK's private transport;
+  - when AUTO_CODE_SANDBOX holds a JSON argv prefix (the run's bubblewrap command, ending in `--`),
+    execs the CLI through it: the pid written is then bubblewrap's, whose death ends the sandbox.
 Nothing secret is in the launcher's argv or file; it runs under the service's own interpreter in
 isolated mode (`-I`: no PYTHON* variables, no user site).
 """
@@ -22,13 +24,14 @@ from pathlib import Path
 LAUNCHER_SOURCE = """\
 #!{python} -I
 # Written by auto-code (app/services/claude_code/launcher.py); rewritten on start-up.
-import os, sys
+import json, os, sys
 env = os.environ
 real = env.pop("AUTO_CODE_CLI")
 for name in env.pop("AUTO_CODE_DROP", "").split(","):
     if name:
         env.pop(name, None)
 pidfile = env.pop("AUTO_CODE_PIDFILE", "")
+sandbox = json.loads(env.pop("AUTO_CODE_SANDBOX", "") or "[]")
 if not os.access(real, os.X_OK):
     sys.stderr.write(f"auto-code launcher: no executable Claude Code CLI at {{real}}\\n")
     sys.exit(127)
@@ -36,7 +39,8 @@ os.setsid()
 if pidfile:
     with open(pidfile, "w") as f:
         f.write(str(os.getpid()))
-os.execv(real, [real, *sys.argv[1:]])
+argv = [*sandbox, real, *sys.argv[1:]]
+os.execv(argv[0], argv)
 """
 
 

@@ -64,6 +64,9 @@ class LiveSession:
         self.pid: int | None = None
         self.connected = False
         self.failed: BaseException | None = None
+        self.run_id = ""  # the run this CLI works for (its sandbox and grant are that run's)
+        self.token: str | None = None  # the model proxy capability of this call, if sandboxed
+        self.settled = False  # the grant was revoked and its spend counted
         self._lock = asyncio.Lock()
 
     def _on_stderr(self, line: str) -> None:

@@ -79,7 +79,7 @@ async def test_implement_writes_through_the_write_tool(
         }
     ]
     # Transcripts live under WORKSPACE_DIR, so a resume survives a restart.
-    transcripts = list((claude._settings.claude_config_dir / "projects").rglob(f"{run.session_id}.jsonl"))
+    transcripts = list((claude._settings.claude_config_dir / "runs").rglob(f"{run.session_id}.jsonl"))
     assert transcripts
 
 
