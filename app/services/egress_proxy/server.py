@@ -1,0 +1,359 @@
+"""The egress proxy: an allowlisting HTTP proxy on a Unix socket (own thread and loop).
+
+One request per client connection: `CONNECT host:port` becomes a byte tunnel to the checked
+address; an absolute-form `GET`/`HEAD http://host[:port]/path` is sent upstream in origin form with
+`Connection: close` and the answer is copied back as it comes. Anything refused gets a one-line
+403 (host, port or address not allowed), 400 (malformed), 405 (other methods) or 502 (cannot
+resolve / connect), then the connection is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import ipaddress
+import logging
+import re
+import socket
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import h11
+
+from app.services.egress_proxy.base import Resolver
+from app.services.model_proxy.serving import READ_CHUNK, UnixSocketServer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORTS = (443, 80)
+CONNECT_TIMEOUT_SEC = 30.0
+_HOSTNAME_RE = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$"
+)
+_HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+    }
+)
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class Refused(Exception):
+    """A request the proxy will not carry: `status` and a one-line reason for the client."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+def normalize_host(raw: str) -> str:
+    """Lower-case ASCII (IDNA) form without a trailing dot, or an IP literal's canonical text.
+    Raises ValueError for anything that is neither a hostname nor an IP address."""
+    text = raw.strip()
+    if text.startswith("[") and text.endswith("]"):
+        return str(ipaddress.IPv6Address(text[1:-1]))
+    with contextlib.suppress(ValueError):
+        return str(ipaddress.ip_address(text))
+    text = text.removesuffix(".").lower()
+    try:
+        ascii_name = text.encode("idna").decode("ascii").lower()
+    except UnicodeError as exc:
+        raise ValueError(f"not a valid hostname: {raw!r}") from exc
+    if not _HOSTNAME_RE.match(ascii_name):
+        raise ValueError(f"not a valid hostname: {raw!r}")
+    return ascii_name
+
+
+def _ip(text: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def is_public(address: IPAddress) -> bool:
+    """Not loopback, link-local, private, shared, reserved, multicast or unspecified (an IPv4
+    address mapped into IPv6 is judged as the IPv4 address)."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One allowlist entry, normalised."""
+
+    text: str  # as configured
+    host: str  # normalised host, or the suffix ".example.com" of a wildcard
+    wildcard: bool = False
+    ip: IPAddress | None = None
+
+    @property
+    def trusts_private(self) -> bool:
+        """Addresses need not be public: the operator named the address (or localhost) itself."""
+        return self.ip is not None or self.host == "localhost"
+
+    @classmethod
+    def parse(cls, raw: str) -> Entry:
+        text = raw.strip()
+        if text.startswith("*."):
+            return cls(text=text, host="." + normalize_host(text[2:]), wildcard=True)
+        host = normalize_host(text)
+        return cls(text=text, host=host, ip=_ip(host))
+
+    def matches(self, host: str, ip: IPAddress | None) -> bool:
+        if self.ip is not None or ip is not None:
+            return self.ip is not None and ip is not None and self.ip == ip
+        if self.wildcard:
+            return host.endswith(self.host) and len(host) > len(self.host)
+        return host == self.host
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+class EgressProxyServer(UnixSocketServer):
+    """The `EgressProxy`. `resolver` replaces the system resolver (tests, a pinned DNS)."""
+
+    thread_name = "egress-proxy"
+
+    def __init__(
+        self,
+        socket_path: Path,
+        allowed_hosts: Sequence[str],
+        *,
+        allowed_ports: Iterable[int] = DEFAULT_PORTS,
+        resolver: Resolver | None = None,
+        connect_timeout_sec: float = CONNECT_TIMEOUT_SEC,
+    ) -> None:
+        super().__init__(socket_path)
+        self.entries = tuple(Entry.parse(h) for h in allowed_hosts if h.strip())
+        self.allowed_ports = frozenset(int(p) for p in allowed_ports)
+        self._resolver: Resolver = resolver or system_resolver
+        self._connect_timeout = connect_timeout_sec
+
+    # ----- policy -----
+    async def check(self, raw_host: str, port: int) -> list[str]:
+        """The addresses `raw_host:port` may be reached at (first usable first); Refused if none."""
+        try:
+            host = normalize_host(raw_host)
+        except ValueError:
+            raise Refused(403, f"host {raw_host[:100]!r} is not a valid hostname") from None
+        ip = _ip(host)
+        entry = next((e for e in self.entries if e.matches(host, ip)), None)
+        if entry is None:
+            raise Refused(403, f"host {host} is not on the allowlist")
+        if port not in self.allowed_ports:
+            raise Refused(403, f"port {port} is not allowed")
+        if ip is not None:
+            return [str(ip)]
+        try:
+            found = self._resolver(host, port)
+            addresses = list(await found if inspect.isawaitable(found) else found)
+        except OSError as exc:
+            raise Refused(502, f"cannot resolve {host}: {exc.strerror or type(exc).__name__}") from None
+        usable = [
+            a for a in addresses if (addr := _ip(a)) is not None and (entry.trusts_private or is_public(addr))
+        ]
+        if not usable:
+            raise Refused(403, f"host {host} resolves to no public address")
+        return usable
+
+    async def _open(self, raw_host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        addresses = await self.check(raw_host, port)
+        last: OSError | None = None
+        for address in addresses:
+            try:
+                return await asyncio.wait_for(asyncio.open_connection(address, port), self._connect_timeout)
+            except (OSError, TimeoutError) as exc:
+                last = exc if isinstance(exc, OSError) else OSError("timed out")
+        raise Refused(502, f"cannot connect to {raw_host[:100]}:{port}: {last}")
+
+    # ----- serving -----
+    async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = h11.Connection(h11.SERVER)
+        try:
+            request = await _next_event(conn, reader)
+            if not isinstance(request, h11.Request):
+                return
+            method = request.method.decode("ascii", "replace")
+            target = request.target.decode("ascii", "replace")
+            if method == "CONNECT":
+                host, port = _authority(target)
+                await self._tunnel(conn, reader, writer, host, port)
+            elif method in ("GET", "HEAD"):
+                await self._forward(conn, reader, writer, request, target)
+            else:
+                raise Refused(405, f"method {method[:20]} is not supported (CONNECT, GET, HEAD only)")
+        except h11.RemoteProtocolError:
+            with contextlib.suppress(Exception):
+                await _answer(conn, writer, 400, "malformed request")
+        except Refused as exc:
+            host = getattr(exc, "host", None)
+            log.warning("egress_refused", extra={"host": host, "status": exc.status, "reason": exc.reason})
+            with contextlib.suppress(Exception):
+                await _answer(conn, writer, exc.status, exc.reason)
+
+    async def _tunnel(
+        self,
+        conn: h11.Connection,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        host: str,
+        port: int,
+    ) -> None:
+        event = await _next_event(conn, reader)
+        if not isinstance(event, h11.EndOfMessage):
+            raise _with_host(Refused(400, "CONNECT with a body"), host)
+        try:
+            up_reader, up_writer = await self._open(host, port)
+        except Refused as exc:
+            raise _with_host(exc, host) from None
+        started = time.perf_counter()
+        writer.write(conn.send(h11.Response(status_code=200, headers=[], reason=b"Connection established")))
+        leftover, _ = conn.trailing_data
+        if leftover:
+            up_writer.write(leftover)
+        sent, received = await _splice(reader, writer, up_reader, up_writer)
+        log.info(
+            "egress_tunnel",
+            extra={
+                "host": host,
+                "port": port,
+                "bytes_out": sent + len(leftover),
+                "bytes_in": received,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
+
+    async def _forward(
+        self,
+        conn: h11.Connection,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        request: h11.Request,
+        target: str,
+    ) -> None:
+        url = urlsplit(target)
+        if url.scheme.lower() != "http" or not url.hostname:
+            raise Refused(400, "expected an absolute http:// URL (use CONNECT for https)")
+        try:
+            port = url.port or 80
+        except ValueError:
+            raise Refused(400, "bad port") from None
+        host = url.hostname
+        event = await _next_event(conn, reader)
+        if not isinstance(event, h11.EndOfMessage):
+            raise _with_host(Refused(400, "GET/HEAD with a body is not supported"), host)
+        try:
+            up_reader, up_writer = await self._open(host, port)
+        except Refused as exc:
+            raise _with_host(exc, host) from None
+        path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+        named = {n.strip().lower() for k, v in request.headers if k == b"connection" for n in v.split(b",")}
+        host_header = url.netloc.rpartition("@")[2]  # never forward userinfo
+        head = [f"{request.method.decode()} {path} HTTP/1.1".encode(), b"host: " + host_header.encode()]
+        head += [
+            k + b": " + v
+            for k, v in request.headers
+            if k not in _HOP_BY_HOP and k not in named and not k.startswith(b"proxy-")
+        ]
+        head.append(b"connection: close")
+        up_writer.write(b"\r\n".join(head) + b"\r\n\r\n")
+        received = 0
+        try:
+            while data := await up_reader.read(READ_CHUNK):
+                received += len(data)
+                writer.write(data)
+                await writer.drain()
+        finally:
+            up_writer.close()
+        log.info("egress_get", extra={"host": host, "port": port, "bytes_in": received})
+
+
+def _with_host(exc: Refused, host: str) -> Refused:
+    exc.host = host  # type: ignore[attr-defined]
+    return exc
+
+
+def _authority(target: str) -> tuple[str, int]:
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise Refused(400, "CONNECT needs host:port")
+    return host, int(port)
+
+
+async def _next_event(conn: h11.Connection, reader: asyncio.StreamReader) -> object:
+    while True:
+        event = conn.next_event()
+        if event is not h11.NEED_DATA:
+            return event
+        conn.receive_data(await reader.read(READ_CHUNK))
+
+
+async def _answer(conn: h11.Connection, writer: asyncio.StreamWriter, status: int, reason: str) -> None:
+    if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+        return
+    data = f"auto-code egress proxy: {reason}\n".encode()
+    writer.write(
+        conn.send(
+            h11.Response(
+                status_code=status,
+                reason=HTTPStatus(status).phrase.encode(),
+                headers=[
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(data)).encode()),
+                    (b"connection", b"close"),
+                ],
+            )
+        )
+    )
+    writer.write(conn.send(h11.Data(data=data)))
+    writer.write(conn.send(h11.EndOfMessage()))
+    await writer.drain()
+
+
+async def _splice(
+    a_reader: asyncio.StreamReader,
+    a_writer: asyncio.StreamWriter,
+    b_reader: asyncio.StreamReader,
+    b_writer: asyncio.StreamWriter,
+) -> tuple[int, int]:
+    """Copy both ways until both sides are done; (bytes a->b, bytes b->a)."""
+
+    async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> int:
+        total = 0
+        try:
+            while data := await src.read(READ_CHUNK):
+                total += len(data)
+                dst.write(data)
+                await dst.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                if dst.can_write_eof():
+                    dst.write_eof()
+        return total
+
+    try:
+        sent, received = await asyncio.gather(pipe(a_reader, b_writer), pipe(b_reader, a_writer))
+    finally:
+        b_writer.close()
+    return sent, received
