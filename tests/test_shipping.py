@@ -95,27 +95,39 @@ def run_cmd(argv: list[str], cwd: Path, timeout: float = 60) -> subprocess.Compl
     return run_captured(argv, cwd=cwd, timeout=timeout)
 
 
+# The stack needs Compose >= 2.15: it sends `systempaths=unconfined` as masked/read-only paths (older
+# versions pass it to the engine, which rejects it) and reads the seccomp profile relative to the
+# compose file's folder (Compose v1 reads it relative to the working directory).
+MIN_COMPOSE = (2, 15)
+
+
 def compose_client() -> tuple[list[str] | None, str]:
-    """`docker compose` (v2 plugin) if it answers, else the standalone `docker-compose`."""
+    """`docker compose` (v2 plugin) if it answers, else a standalone `docker-compose`; >= MIN_COMPOSE."""
     reasons = []
+    candidates = []
     if shutil.which("docker"):
-        try:
-            probe = run_cmd(["docker", "compose", "version"], cwd=ROOT, timeout=30)
-        except subprocess.TimeoutExpired:
-            probe = None
-        if probe is not None and probe.returncode == 0:
-            return ["docker", "compose"], probe.stdout.strip()
-        reasons.append("`docker compose` plugin missing")
+        candidates.append(["docker", "compose"])
     else:
         reasons.append("no `docker` binary")
     if shutil.which("docker-compose"):
-        probe = run_cmd(["docker-compose", "version", "--short"], cwd=ROOT, timeout=30)
-        if probe.returncode == 0:
-            return ["docker-compose"], probe.stdout.strip()
-        reasons.append("`docker-compose` does not run")
+        candidates.append(["docker-compose"])
     else:
         reasons.append("no `docker-compose` binary")
-    return None, "; ".join(reasons) + " (apt-get install docker-compose provides a client)"
+    for argv in candidates:
+        try:
+            probe = run_cmd([*argv, "version", "--short"], cwd=ROOT, timeout=30)
+        except subprocess.TimeoutExpired:
+            probe = None
+        if probe is None or probe.returncode != 0:
+            reasons.append(f"`{' '.join(argv)}` does not run")
+            continue
+        version = probe.stdout.strip().lstrip("v")
+        parts = tuple(int(x) for x in re.findall(r"\d+", version)[:2])
+        if parts < MIN_COMPOSE:
+            reasons.append(f"`{' '.join(argv)}` is {version}, the stack needs >= 2.15")
+            continue
+        return argv, version
+    return None, "; ".join(reasons) + " (Docker's docker-compose-plugin provides a client)"
 
 
 def compose_services(doc: dict[str, Any]) -> dict[str, Any]:
@@ -537,6 +549,7 @@ class TestComposeConfig:
     def tree(self, tmp_path: Path) -> Path:
         (tmp_path / "compose").mkdir()
         shutil.copy(COMPOSE, tmp_path / "compose" / "auto-code.yml")
+        shutil.copy(SECCOMP, tmp_path / "compose" / SECCOMP.name)  # the client reads it
         shutil.copy(DOCKERFILE, tmp_path / "Dockerfile")
         shutil.copy(ENV_EXAMPLE, tmp_path / ".env")
         return tmp_path
