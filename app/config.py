@@ -156,6 +156,13 @@ class Settings(BaseSettings):
     # Prove at start-up that the sandbox holds (always in production).
     sandbox_self_check: bool = Field(False, alias="SANDBOX_SELF_CHECK")
 
+    # --- model proxy / egress ---
+    # Hosts a sandboxed setup step may download from, through the service's egress proxy
+    # (comma-separated): `registry.npmjs.org` exactly, `*.example.com` its subdomains only, an IP
+    # literal only when listed as such. Empty = the setup step has no network at all.
+    setup_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list,
+                                                                alias="SETUP_ALLOWED_HOSTS")
+
     # --- Jira (reporting back; optional) ---
     jira_base_url: str | None = Field(None, alias="JIRA_BASE_URL")
     jira_email: str | None = Field(None, alias="JIRA_EMAIL")
@@ -176,6 +183,11 @@ class Settings(BaseSettings):
     @field_validator("allowed_projects", "trusted_proxies", "sandbox_read_paths", mode="before")
     @classmethod
     def _parse_csv(cls, value: object) -> object:
+        return _csv(value)
+
+    @field_validator("setup_allowed_hosts", mode="before")
+    @classmethod
+    def _parse_setup_hosts(cls, value: object) -> object:
         return _csv(value)
 
     @field_validator("allowed_projects")
