@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="run the service (default)")
-    serve.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))  # noqa: S104 - a daemon
+    serve.add_argument("--host", default=None,
+                       help="bind address (default: $HOST, else 0.0.0.0 in production, 127.0.0.1 otherwise)")
     serve.add_argument("--port", type=int, default=None)
     demo = sub.add_parser("demo", help="run the pipeline offline on a throwaway repository")
     demo.add_argument("--dir", default=None, help="where to create it (default: a new temp dir)")
@@ -41,8 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = args.command or "serve"
     if command == "serve":
-        default_host = os.environ.get("HOST", "0.0.0.0")  # noqa: S104 - a daemon behind a tunnel
-        return _serve(args.host if args.command else default_host, getattr(args, "port", None))
+        return _serve(getattr(args, "host", None), getattr(args, "port", None))
     if command == "demo":
         from app.demo import run_demo
 
@@ -52,7 +52,17 @@ def main(argv: list[str] | None = None) -> int:
     return _api(command, args)
 
 
-def _serve(host: str, port: int | None) -> int:
+def bind_host(cli_host: str | None, production: bool, environ: Any = os.environ) -> str:
+    """--host, else HOST from the process environment, else 0.0.0.0 in production (the container:
+    cloudflared reaches it over the Docker network) and 127.0.0.1 everywhere else."""
+    if cli_host:
+        return cli_host
+    if environ.get("HOST"):
+        return str(environ["HOST"])
+    return "0.0.0.0" if production else "127.0.0.1"  # noqa: S104 - production runs in a container
+
+
+def _serve(cli_host: str | None, port: int | None) -> int:
     import logging
 
     import uvicorn
@@ -69,6 +79,7 @@ def _serve(host: str, port: int | None) -> int:
     logging.getLogger(__name__).info("process_hardened", extra={"measures": hardened})
     # log_config=None: our JSON handlers (installed by create_app) format uvicorn's lines too.
     port = port or settings.claude_code_api_port
+    host = bind_host(cli_host, settings.is_production)
     logging.getLogger(__name__).info("serving", extra={"host": host, "port": port})
     uvicorn.run(app, host=host, port=port, log_config=None,
                 proxy_headers=False, timeout_graceful_shutdown=30)

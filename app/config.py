@@ -116,9 +116,18 @@ class Settings(BaseSettings):
     )
     trigger_status: str | None = Field(None, alias="TRIGGER_STATUS")
     trigger_label: str | None = Field(None, alias="TRIGGER_LABEL")
+    # Project keys allowed to start work; `*` = all (required in production: keys or `*`).
     allowed_projects: Annotated[list[str], NoDecode] = Field(
         default_factory=list, alias="ALLOWED_PROJECTS"
     )
+    # jira:issue_created starts work even without the trigger label/status on the new issue.
+    start_on_issue_created: bool = Field(False, alias="START_ON_ISSUE_CREATED")
+    # Jira accountIds whose deliveries (actor or issue reporter) may start work; empty = anyone.
+    allowed_jira_accounts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="ALLOWED_JIRA_ACCOUNTS"
+    )
+    # Ticket description cap (characters) before it reaches the prompt or the database.
+    max_description_chars: int = Field(20_000, ge=1000, le=1_000_000, alias="MAX_DESCRIPTION_CHARS")
 
     # --- pipeline ---
     dry_run: bool = Field(False, alias="DRY_RUN")
@@ -195,6 +204,19 @@ class Settings(BaseSettings):
     def _upper_projects(cls, value: list[str]) -> list[str]:
         return [p.upper() for p in value]
 
+    @field_validator("allowed_jira_accounts", mode="before")
+    @classmethod
+    def _parse_accounts(cls, value: object) -> object:
+        return _csv(value)
+
+    @field_validator("webhook_secret", "jira_webhook_secret", "operator_token")
+    @classmethod
+    def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        # Set but blank is a mistake (an empty line in .env), never a silent "unset".
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("is set but empty: remove the line to leave it unset, or give it a value")
+        return value
+
     # ----- derived values -----
     @property
     def is_production(self) -> bool:
@@ -249,6 +271,11 @@ class Settings(BaseSettings):
         return bool(self.langfuse_public_key and self.langfuse_secret_key)
 
     @property
+    def all_projects_allowed(self) -> bool:
+        """ALLOWED_PROJECTS is `*`, or empty (development only: production requires it)."""
+        return "*" in self.allowed_projects or not self.allowed_projects
+
+    @property
     def webhook_auth_configured(self) -> bool:
         return bool(self.webhook_secret or self.jira_webhook_secret)
 
@@ -279,6 +306,10 @@ class Settings(BaseSettings):
             problems.append("OPERATOR_TOKEN is required")
         else:
             problems.extend(_secret_problems("OPERATOR_TOKEN", self.operator_token))
+        if not self.allowed_projects:
+            problems.append("ALLOWED_PROJECTS is required (project keys, or * for all projects)")
+        elif any(_is_placeholder(p) for p in self.allowed_projects):
+            problems.append("ALLOWED_PROJECTS is a placeholder value")
         if self.claude_client == "mock":
             problems.append("CLAUDE_CLIENT=mock is not allowed in production")
         if self.github_client == "local":

@@ -62,6 +62,11 @@ def build_deps(settings: Settings, store: AsyncRunStore) -> PipelineDeps:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Every way of serving (`auto-code serve`, `uvicorn app.main:app --reload`, tests) is made
+    # non-dumpable before the engine can start the agent (app/hardening.py); idempotent.
+    from app.hardening import harden_process
+
+    log.info("process_hardened", extra={"measures": harden_process()})
     settings: Settings = app.state.settings
     settings.workspace_dir.mkdir(parents=True, exist_ok=True)
     if settings.scrub_env:

@@ -18,6 +18,7 @@ GOOD = {
     "GH_TOKEN": "ghp_test0123456789abcdef",
     "WEBHOOK_SECRET": "w" * 16 + "-a1b2c3",
     "OPERATOR_TOKEN": "op-0123456789abcdef",
+    "ALLOWED_PROJECTS": "PROJ",
     "CLAUDE_CLIENT": "",
     "GITHUB_CLIENT": "",
 }
@@ -29,7 +30,7 @@ def prod(tmp_path: Path, **changes: Any) -> Settings:
     # settings_env's defaults must not mask a removed item
     for name, value in changes.items():
         if value is None:
-            assert getattr(s, name.lower()) in (None, ""), name
+            assert getattr(s, name.lower()) in (None, "", []), name
     return s
 
 
@@ -55,6 +56,7 @@ def test_jira_hmac_secret_alone_is_enough(tmp_path: Path) -> None:
         ("GH_TOKEN", "GH_TOKEN is required"),
         ("WEBHOOK_SECRET", "WEBHOOK_SECRET or JIRA_WEBHOOK_SECRET is required"),
         ("OPERATOR_TOKEN", "OPERATOR_TOKEN is required"),
+        ("ALLOWED_PROJECTS", "ALLOWED_PROJECTS is required (project keys, or * for all projects)"),
     ],
 )
 def test_each_missing_item_is_named(tmp_path: Path, missing: str, named: str) -> None:
@@ -122,3 +124,67 @@ def test_the_template_cannot_go_live(tmp_path: Path) -> None:
     detail = problem(make_settings(tmp_path, **{**values, "CLAUDE_CLIENT": "", "GITHUB_CLIENT": ""}))
     for name in ("REPO_URL", "ANTHROPIC_API_KEY", "GH_TOKEN", "WEBHOOK_SECRET", "OPERATOR_TOKEN"):
         assert f"{name} is a placeholder value" in detail, name
+
+
+# ----- intake: who may start work, bind address, hardening ---------------------------------------
+def test_allowed_projects_star_is_accepted_in_production(tmp_path: Path) -> None:
+    s = prod(tmp_path, ALLOWED_PROJECTS="*")
+    s.check_production()
+    assert s.all_projects_allowed
+
+
+def test_allowed_projects_missing_is_named_among_the_others(tmp_path: Path) -> None:
+    detail = problem(prod(tmp_path, ALLOWED_PROJECTS=None, GH_TOKEN=None))
+    assert "ALLOWED_PROJECTS is required" in detail and "GH_TOKEN is required" in detail
+
+
+def test_allowed_projects_empty_means_all_in_development(tmp_path: Path) -> None:
+    s = make_settings(tmp_path)
+    s.check_production()
+    assert s.all_projects_allowed and not make_settings(tmp_path, ALLOWED_PROJECTS="P").all_projects_allowed
+
+
+@pytest.mark.parametrize(
+    ("cli", "environ", "production", "expected"),
+    [
+        (None, {}, False, "127.0.0.1"),
+        (None, {}, True, "0.0.0.0"),
+        (None, {"HOST": "0.0.0.0"}, False, "0.0.0.0"),
+        (None, {"HOST": "127.0.0.1"}, True, "127.0.0.1"),
+        ("::1", {"HOST": "0.0.0.0"}, True, "::1"),
+    ],
+)
+def test_serve_binds_loopback_unless_production(cli: str | None, environ: dict[str, str],
+                                                production: bool, expected: str) -> None:
+    from app.cli import bind_host
+
+    assert bind_host(cli, production, environ) == expected
+
+
+def test_the_app_lifespan_hardens_the_process(tmp_path: Path) -> None:
+    """`uvicorn app.main:app` builds the app through `app.main.app` and runs its lifespan: the
+    process is non-dumpable once it serves (checked in a fresh interpreter: it is permanent)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("prctl is Linux-only")
+    code = (
+        "import json; from fastapi.testclient import TestClient; from app.hardening import is_dumpable\n"
+        "import app.main as m\n"
+        "before = is_dumpable()\n"
+        "with TestClient(m.app) as tc: during = is_dumpable(); ok = tc.get('/health').status_code\n"
+        "print(json.dumps({'before': before, 'during': during, 'health': ok}))"
+    )
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WEBHOOK", "JIRA", "OPERATOR"))}
+    env.update({"PYTHONPATH": str(root), "WORKSPACE_DIR": str(tmp_path), "NODE_ENV": "development",
+                "CLAUDE_CLIENT": "mock", "GITHUB_CLIENT": "local", "SANDBOX": "none", "SCRUB_ENV": "0",
+                "LOG_LEVEL": "WARNING"})
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result == {"before": True, "during": False, "health": 200}

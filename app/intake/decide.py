@@ -2,12 +2,16 @@
 the delivery, or None to go on; an ignored delivery is answered 202 `{"status": "ignored", "reason"}`.
 
 - No `webhookEvent` (Automation rule or custom body): the sender already chose the ticket → start.
-- `jira:issue_created` → start.
+- `jira:issue_created` → start only when the new issue already carries the trigger (TRIGGER_LABEL
+  among its labels, or its status equal to TRIGGER_STATUS), or when START_ON_ISSUE_CREATED=true.
 - `jira:issue_updated` → start only when the changelog shows the trigger: status moved to
   TRIGGER_STATUS, or label TRIGGER_LABEL added (labels are space-separated in from/toString).
 - Everything else (`comment_created`, `jira:issue_deleted`, worklogs, sprints, ...) → ignore.
 - The service's own Jira account as the actor → ignore (our own comment/transition must not loop).
-- ALLOWED_PROJECTS (empty = all) limits every case.
+- ALLOWED_PROJECTS limits every case (`*` = all; empty = all, development only).
+- ALLOWED_JIRA_ACCOUNTS (empty = anyone) limits every case: the actor's accountId (`user.accountId`;
+  an Automation/custom body's `initiator.accountId` or string `initiator`) or the issue reporter's
+  (`fields.reporter.accountId`) must be on the list. A delivery naming neither is ignored.
 Names are compared case-insensitively (Jira treats status names and labels that way in JQL).
 """
 
@@ -28,16 +32,37 @@ def event_ignore_reason(env: Envelope, settings: Settings, own_account_id: str |
         return f"event {env.event[:60]} does not start work"
     if own_account_id and own_account_id in env.actor_ids:
         return "event caused by the service's own Jira account"
+    if settings.allowed_jira_accounts:
+        allowed = set(settings.allowed_jira_accounts)
+        if not (env.actor_account_ids & allowed or env.reporter_account_id in allowed):
+            return "neither the actor nor the reporter is in ALLOWED_JIRA_ACCOUNTS"
     if env.event == UPDATED:
         return _update_reason(env.changes, settings)
+    if env.event == CREATED:
+        return _created_reason(env, settings)
     return None
 
 
 def ticket_ignore_reason(ticket: Ticket, settings: Settings) -> str | None:
     """Rules that need the validated ticket."""
-    if settings.allowed_projects and ticket.project not in settings.allowed_projects:
+    if not settings.all_projects_allowed and ticket.project not in settings.allowed_projects:
         return f"project {ticket.project} is not in ALLOWED_PROJECTS"
     return None
+
+
+def _created_reason(env: Envelope, settings: Settings) -> str | None:
+    if settings.start_on_issue_created:
+        return None
+    status, label = settings.trigger_status, settings.trigger_label
+    if not status and not label:
+        return ("issue creation does not start work (set TRIGGER_LABEL or TRIGGER_STATUS to start on "
+                "new issues that carry it, or START_ON_ISSUE_CREATED=true to start on every new issue)")
+    if status and env.issue_status is not None and _same(env.issue_status, status):
+        return None
+    if label and any(_same(have, label) for have in env.issue_labels):
+        return None
+    wanted = " or ".join(w for w in (label and f"label {label}", status and f"status {status}") if w)
+    return f"created issue does not carry the trigger ({wanted})"
 
 
 def _update_reason(changes: tuple[ChangeItem, ...], settings: Settings) -> str | None:

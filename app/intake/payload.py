@@ -7,6 +7,10 @@ Shapes (fixtures in tests/intake/fixtures/):
 - the minimal custom body: `{"key", "summary", "description"}` or `{"issue": {"key", "fields"}}`.
 
 `description` may be wiki text, null, missing or an ADF object (rendered by `app.intake.adf`).
+Summary, description and labels are capped by `app.intake.limits` (the one truncation rule).
+Cost: `parse_json` refuses (413) a body with more than MAX_JSON_CONTAINERS objects/arrays before
+decoding it (counted on the raw bytes; no real delivery comes close), and everything after it is
+linear with bounded output.
 Errors: `BadRequest` (400) for bytes that are not JSON or a malformed key; `Unprocessable` (422) for
 JSON of the wrong shape or types. Never anything else: every input maps to one of those or a result.
 """
@@ -18,12 +22,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from app.errors import BadRequest, Unprocessable
+from app.errors import BadRequest, PayloadTooLarge, Unprocessable
 from app.intake.adf import adf_to_text, is_adf
 from app.intake.keys import validate_key
+from app.intake.limits import FieldLimits
 from app.models import Ticket
 
 Source = Literal["system_webhook", "automation", "custom"]
+# `{` and `[` bytes allowed in one body (braces inside strings count too: an upper bound). A system
+# webhook carries a few hundred; a long, richly formatted ADF description a few thousand.
+MAX_JSON_CONTAINERS = 100_000
 
 
 @dataclass(frozen=True)
@@ -44,12 +52,23 @@ class Envelope:
     event_type: str | None = None  # issue_event_type_name, e.g. "issue_generic"
     actor_ids: frozenset[str] = frozenset()  # accountId (Cloud), name/key (Server) of the actor
     changes: tuple[ChangeItem, ...] = field(default_factory=tuple)
+    # accountIds only (ALLOWED_JIRA_ACCOUNTS): the actor (`user.accountId`, `initiator.accountId`
+    # or a string `initiator`) and the issue's reporter (`fields.reporter.accountId`).
+    actor_account_ids: frozenset[str] = frozenset()
+    reporter_account_id: str | None = None
+    # The issue as delivered, for the issue_created trigger (names as sent; compared casefolded).
+    issue_status: str | None = None
+    issue_labels: tuple[str, ...] = ()
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:
     """Decode the raw body: 400 when it is not JSON, 422 when it is JSON but not an object."""
     if not raw.strip():
         raise BadRequest("empty body: expected a JSON object", code="invalid_json")
+    if raw.count(b"{") + raw.count(b"[") > MAX_JSON_CONTAINERS:
+        raise PayloadTooLarge(
+            f"body has more than {MAX_JSON_CONTAINERS} JSON objects/arrays", code="payload_too_large"
+        )
     try:
         body = json.loads(raw)
     # ValueError covers JSONDecodeError, UnicodeDecodeError and over-long int literals;
@@ -74,17 +93,35 @@ def read_envelope(body: dict[str, Any]) -> Envelope:
         source = "automation"  # Automation format: the issue object itself at top level
     else:
         source = "custom"
+    initiator = body.get("initiator")
+    actors = (body.get("user"), initiator)
+    fields = _issue_fields(body)
+    status = fields.get("status")
+    labels = fields.get("labels")
+    reporter = fields.get("reporter")
     return Envelope(
         source=source,
         event=event,
         event_type=_opt_str(body, "issue_event_type_name", "issue_event_type_name"),
-        actor_ids=_actor_ids(body.get("user")),
+        actor_ids=_actor_ids(body.get("user")) | _actor_ids(initiator),
         changes=_changes(body.get("changelog")) if event is not None else (),
+        actor_account_ids=frozenset(a for a in map(_account_id, actors) if a),
+        reporter_account_id=_account_id(reporter) if isinstance(reporter, dict) else None,
+        issue_status=_name(status),
+        issue_labels=tuple(v for v in labels if isinstance(v, str)) if isinstance(labels, list) else (),
     )
 
 
-def parse_ticket(body: dict[str, Any], envelope: Envelope, *, jira_base_url: str | None = None) -> Ticket:
-    """Build the Ticket from whichever shape `envelope.source` found; validates the key strictly."""
+def parse_ticket(
+    body: dict[str, Any],
+    envelope: Envelope,
+    *,
+    jira_base_url: str | None = None,
+    limits: FieldLimits | None = None,
+) -> Ticket:
+    """Build the Ticket from whichever shape `envelope.source` found; validates the key strictly;
+    caps summary, description and labels (`limits`, default FieldLimits())."""
+    limits = limits or FieldLimits()
     if "issue" in body:
         issue = body["issue"]
         if not isinstance(issue, dict):
@@ -116,10 +153,10 @@ def parse_ticket(body: dict[str, Any], envelope: Envelope, *, jira_base_url: str
     summary = _opt_str(fields, "summary", fwhere + "summary") or ""
     return Ticket(
         key=key,
-        summary=summary.strip(),
-        description=_description(fields.get("description"), fwhere + "description"),
+        summary=limits.summary(summary.strip()),
+        description=_description(fields.get("description"), fwhere + "description", limits),
         issue_type=issue_type,
-        labels=_labels(fields.get("labels"), fwhere + "labels"),
+        labels=limits.labels(_labels(fields.get("labels"), fwhere + "labels")),
         url=_browse_url(issue.get("self"), key, jira_base_url),
         source=envelope.source,
     )
@@ -138,13 +175,13 @@ def _opt_str(obj: dict[str, Any], name: str, where: str) -> str | None:
     raise Unprocessable(f"'{where}' must be a string, got {_type_name(value)}", code="invalid_payload")
 
 
-def _description(value: object, where: str) -> str:
+def _description(value: object, where: str, limits: FieldLimits) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        return value.strip()
+        return limits.description(value.strip())
     if is_adf(value):
-        return adf_to_text(value)
+        return adf_to_text(value, limits.max_description_chars)
     raise Unprocessable(
         f"'{where}' must be text, null or an Atlassian Document Format object, got {_type_name(value)}",
         code="invalid_payload",
@@ -164,6 +201,30 @@ def _issue_type(value: object) -> str | None:
     if isinstance(value, dict) and isinstance(value.get("name"), str):
         return value["name"]
     return value if isinstance(value, str) else None
+
+
+def _issue_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """The issue's fields in any shape (`issue.fields`, top-level `fields`, or the flat custom
+    body), tolerantly: {} when absent or malformed (parse_ticket reports shape errors)."""
+    issue = body.get("issue", body)
+    if not isinstance(issue, dict):
+        return {}
+    fields = issue.get("fields", issue)
+    return fields if isinstance(fields, dict) else {}
+
+
+def _name(value: object) -> str | None:
+    """A status as sent: `{"name": ...}` (Jira) or a plain string (custom bodies)."""
+    if isinstance(value, dict):
+        value = value.get("name")
+    return value if isinstance(value, str) and value else None
+
+
+def _account_id(user: object) -> str | None:
+    """`accountId` of a user object, or the string itself (`"initiator": "{{initiator.accountId}}"`)."""
+    if isinstance(user, dict):
+        user = user.get("accountId")
+    return user if isinstance(user, str) and user else None
 
 
 def _actor_ids(user: object) -> frozenset[str]:

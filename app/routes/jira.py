@@ -10,11 +10,19 @@ read) → body size (413) → auth (401) → media type (415) → JSON (400/422)
 `install(app, settings)` is called by `create_app`: it builds this app's slowapi `Limiter` (on
 `app.state.limiter`, keyed on the real client behind trusted proxies), its 429 handler and the
 router. At request time the route reads `settings`, `runner` and `jira_account_id` from `app.state`.
+
+Parsing (JSON decode, envelope, ticket with its ADF render) runs in a worker thread
+(`asyncio.to_thread`): a hostile 1 MB body costs tens of ms of it (see `_parse`), which must not
+hold up every other request and the runs sharing this event loop. The C JSON decoder keeps the GIL
+while it runs, so the thread bounds the stall to the decode itself; the container cap in
+`parse_json` bounds the decode.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
 import limits
 from fastapi import APIRouter, FastAPI, Request
@@ -37,6 +45,9 @@ from app.intake import (
     ticket_ignore_reason,
 )
 from app.intake.auth import SIGNATURE_HEADER, TOKEN_HEADER
+from app.intake.limits import FieldLimits
+from app.intake.payload import Envelope
+from app.models import Ticket
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +71,20 @@ def install(app: FastAPI, settings: Settings) -> None:
         strategy="moving-window",
     )
     app.state.limiter = limiter
+    _warn_open_intake(settings)
     app.add_exception_handler(RateLimitExceeded, _rate_limited)  # type: ignore[arg-type]
     app.include_router(_build_router(limiter, settings.rate_limit))
+
+
+def _warn_open_intake(settings: Settings) -> None:
+    """Start-up warnings for intake rules that let anyone's ticket start work."""
+    if "*" in settings.allowed_projects:
+        logger.warning("allowed_projects_all",
+                       extra={"reason": "ALLOWED_PROJECTS=*: every Jira project may start work"})
+    elif not settings.allowed_projects:
+        logger.warning("allowed_projects_all",
+                       extra={"reason": "ALLOWED_PROJECTS unset: every Jira project may start work "
+                                        "(development only; production requires it)"})
 
 
 def _rate_limited(request: Request, exc: RateLimitExceeded) -> JSONResponse:
@@ -99,12 +122,11 @@ async def _handle(request: Request) -> JSONResponse:
         has_query=bool(request.url.query),
     )
     check_content_type(request.headers.get("content-type"))
-    body = parse_json(raw)
-    envelope = read_envelope(body)
     own_account = getattr(state, "jira_account_id", None) or settings.jira_account_id
-    if reason := event_ignore_reason(envelope, settings, own_account):
-        return _ignored(reason, envelope.event)
-    ticket = parse_ticket(body, envelope, jira_base_url=settings.jira_base_url)
+    envelope, decided = await asyncio.to_thread(_parse, raw, settings, own_account)
+    if isinstance(decided, str):
+        return _ignored(decided, envelope.event)
+    ticket = decided
     if reason := ticket_ignore_reason(ticket, settings):
         return _ignored(reason, envelope.event, ticket=ticket.key)
     result = await state.runner.submit(ticket)
@@ -114,6 +136,18 @@ async def _handle(request: Request) -> JSONResponse:
                "source": ticket.source, "webhook_event": envelope.event},
     )
     return JSONResponse({"status": result.status, "run_id": result.run_id}, status_code=202)
+
+
+def _parse(raw: bytes, settings: Settings, own_account: str | None) -> tuple[Envelope, Ticket | str]:
+    """JSON → envelope → event rules → ticket (capped): the envelope and the Ticket, or the reason
+    to ignore the delivery. Raises the intake's 400/413/422 errors. Runs in a worker thread."""
+    body: dict[str, Any] = parse_json(raw)
+    envelope = read_envelope(body)
+    if reason := event_ignore_reason(envelope, settings, own_account):
+        return envelope, reason
+    ticket = parse_ticket(body, envelope, jira_base_url=settings.jira_base_url,
+                          limits=FieldLimits.from_settings(settings))
+    return envelope, ticket
 
 
 def _ignored(reason: str, event: str | None, *, ticket: str | None = None) -> JSONResponse:

@@ -112,3 +112,96 @@ def test_is_adf() -> None:
     assert is_adf({"type": "doc", "content": []})
     assert not is_adf({"version": 1})
     assert not is_adf("text")
+
+
+# ----- hostile documents: output bounded, work bounded (no timing assertions) -----
+from app.intake.adf import MAX_LIST_START  # noqa: E402
+from app.intake.limits import TRUNCATED_MARKER  # noqa: E402
+
+CAP = 2000
+
+
+def _para(*texts: str) -> dict:
+    return {"type": "paragraph", "content": [{"type": "text", "text": t} for t in texts]}
+
+
+def test_100k_deep_nesting_is_bounded() -> None:
+    node: dict = {"type": "text", "text": "deep"}
+    for n in range(100_000):
+        node = {"type": "blockquote" if n % 2 else "bulletList", "content": [node]}
+    text = adf_to_text({"type": "doc", "content": [node]}, CAP)
+    # the structure alone spends the work budget: bounded, and visibly cut
+    assert len(text) <= CAP and text.endswith(TRUNCATED_MARKER)
+    assert text.startswith("> - > - ")
+
+
+def test_a_million_tiny_nodes_are_cut_with_the_marker() -> None:
+    doc = {"type": "doc", "content": [_para(*["ab"] * 1_000_000)]}
+    text = adf_to_text(doc, CAP)
+    assert len(text) <= CAP and text.endswith(TRUNCATED_MARKER)
+    assert text.startswith("abab")
+
+
+def test_a_million_empty_nodes_render_nothing_and_say_so() -> None:
+    text = adf_to_text({"type": "doc", "content": [{}] * 1_000_000}, CAP)
+    assert text == TRUNCATED_MARKER
+
+
+def test_deep_quote_around_many_lines_is_bounded() -> None:
+    pair = [{"type": "text", "text": "x"}, {"type": "hardBreak"}]
+    node: dict = {"type": "paragraph", "content": pair * 50_000}
+    for _ in range(MAX_DEPTH - 2):
+        node = {"type": "blockquote", "content": [node]}
+    text = adf_to_text({"type": "doc", "content": [node]}, CAP)
+    assert len(text) <= CAP and text.startswith("> > > ")
+
+
+def test_wide_and_tall_table_is_bounded() -> None:
+    cell = {"type": "tableCell", "content": [_para("c")]}
+    doc = {"type": "doc", "content": [{"type": "table", "content": [
+        {"type": "tableRow", "content": [cell] * 100_000},
+        *[{"type": "tableRow", "content": [cell]}] * 100_000]}]}
+    assert len(adf_to_text(doc, CAP)) <= CAP
+
+
+def test_small_table_wider_than_the_column_cap_keeps_its_first_columns() -> None:
+    cell = {"type": "tableCell", "content": [_para("c")]}
+    row = {"type": "tableRow", "content": [cell] * 500}
+    text = adf_to_text({"type": "doc", "content": [{"type": "table", "content": [row]}]}, 100_000)
+    assert text.count("| c ") == 64
+
+
+@pytest.mark.parametrize("order", [10**100, 10**4000])
+def test_huge_order_is_clamped(order: int) -> None:
+    item = {"type": "listItem", "content": [_para("a")]}
+    ordered = {"type": "orderedList", "attrs": {"order": order}, "content": [item] * 3}
+    doc = {"type": "doc", "content": [ordered]}
+    assert adf_to_text(doc) == f"{MAX_LIST_START}. a\n{MAX_LIST_START + 1}. a\n{MAX_LIST_START + 2}. a"
+
+
+def test_marks_bomb_is_bounded() -> None:
+    marks = [{"type": "strong"}, {"type": "em"}] * 500_000 + [{"type": "code"}]
+    doc = {"type": "doc", "content": [{"type": "paragraph", "content": [
+        {"type": "text", "text": "w", "marks": marks}] * 1000}]}
+    text = adf_to_text(doc, CAP)
+    assert text.startswith("***w******w***")  # marks past the first MAX_MARKS are not read (no code)
+    assert len(text) <= CAP
+
+
+def test_normal_document_under_the_cap_is_not_marked() -> None:
+    assert TRUNCATED_MARKER not in adf_to_text(load_fixture("adf_rich"))
+
+
+def test_link_whose_text_is_its_url_is_the_bare_url() -> None:
+    url = "https://x.example/a"
+    doc = {"type": "doc", "content": [{"type": "paragraph", "content": [
+        {"type": "text", "text": url, "marks": [{"type": "link", "attrs": {"href": url}}]}]}]}
+    assert adf_to_text(doc) == url
+
+
+def test_the_jira_service_reads_adf_with_the_same_rule() -> None:
+    from app.services.jira import adf as jira_adf
+
+    assert jira_adf.adf_to_text is adf_to_text
+    doc = load_fixture("adf_rich")
+    assert jira_adf.adf_text(doc) == adf_to_text(doc)

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 
 import pytest
+from pydantic import ValidationError
 
 from app.errors import Unauthorized
 from app.intake.auth import authenticate, sign, signature_matches, token_matches
@@ -99,8 +100,13 @@ class TestNoSecret:
     def test_development_allows(self) -> None:
         assert auth(make_settings(NODE_ENV="development")) == "none"
 
-    def test_empty_secret_counts_as_not_configured(self) -> None:
-        assert auth(make_settings(WEBHOOK_SECRET="")) == "none"
+    @pytest.mark.parametrize("name", ["WEBHOOK_SECRET", "JIRA_WEBHOOK_SECRET", "OPERATOR_TOKEN"])
+    @pytest.mark.parametrize("env", ["development", "production"])
+    @pytest.mark.parametrize("blank", ["", "   "])
+    def test_set_but_empty_secret_is_a_configuration_error(self, name: str, env: str, blank: str) -> None:
+        # Not a silent "unset" (which would turn webhook auth off in development).
+        with pytest.raises(ValidationError, match=f"{name}[\\s\\S]*set but empty"):
+            make_settings(NODE_ENV=env, **{name: blank})
 
     def test_production_refuses(self) -> None:
         with pytest.raises(Unauthorized):

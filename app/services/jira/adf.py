@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from app.intake.adf import adf_to_text
+
 _URL_RE = re.compile(r"https?://[^\s<>\"')\]]+")
 # Jira refuses comment bodies over 32,767 characters; stay clear of it.
 MAX_TEXT_CHARS = 30_000
@@ -42,15 +44,8 @@ def _inline(paragraph: str) -> list[dict[str, Any]]:
 
 
 def adf_text(doc: Any) -> str:
-    """The visible text of an ADF node (for logs and fakes): paragraphs on lines, hard breaks as \\n."""
+    """The visible text of an ADF node or list of nodes (for logs and fakes): the project's one
+    ADF-to-text rule, `app.intake.adf.adf_to_text`, with a budget above Jira's comment limit."""
     if isinstance(doc, list):
-        return "".join(adf_text(n) for n in doc)
-    if not isinstance(doc, dict):
-        return ""
-    kind = doc.get("type")
-    if kind == "text":
-        return str(doc.get("text", ""))
-    if kind == "hardBreak":
-        return "\n"
-    inner = adf_text(doc.get("content", []))
-    return inner + "\n\n" if kind == "paragraph" else inner
+        doc = {"type": "doc", "content": doc}
+    return adf_to_text(doc, max_chars=2 * MAX_TEXT_CHARS)
