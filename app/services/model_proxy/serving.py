@@ -158,7 +158,9 @@ class UnixSocketServer:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         except asyncio.CancelledError:
-            raise
+            # close() dropping the connection. Not re-raised: asyncio's stream callback would
+            # report a cancelled connection task as an error ("Exception in callback ...").
+            pass
         except Exception:
             log.exception("unix_socket_connection_failed", extra={"server": self.thread_name})
         finally:

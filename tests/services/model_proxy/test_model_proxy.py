@@ -8,6 +8,7 @@ import logging
 import re
 import socket
 import stat
+import threading
 from pathlib import Path
 
 import httpx
@@ -482,3 +483,51 @@ def test_the_dearer_of_asked_and_served_model_is_charged(
             == 200
         )
     assert proxy.usage(token).cost_usd == pytest.approx(expected_cost(USAGE, model="claude-opus-4-1"))
+
+
+def test_upstream_sees_exactly_one_key_header_and_no_token_raw(sock_dir: Path, tmp_path: Path) -> None:
+    """The fake keeps headers in a dict (a duplicate would hide); this upstream keeps the raw bytes."""
+    raw: list[bytes] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            head, _, rest = data.partition(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+            while len(rest) < length:
+                rest += conn.recv(65536)
+            raw.append(head + b"\r\n\r\n" + rest)
+            body = b'{"type":"message","usage":{"input_tokens":1,"output_tokens":1}}'
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+                + str(len(body)).encode()
+                + b"\r\n\r\n"
+                + body
+            )
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    settings = make_settings(tmp_path / "ws", ANTHROPIC_API_KEY=REAL_KEY, ANTHROPIC_BASE_URL=url)
+    try:
+        with ModelProxyServer(settings, sock_dir / "raw.sock", environ={}) as proxy:
+            token = proxy.grant("run-raw", budget_usd=1.0)
+            with client_for(proxy, token) as client:
+                r = client.post(
+                    "/v1/messages",
+                    json=message_body(stream=False),
+                    headers={"authorization": f"Bearer {token}"},
+                )
+            assert r.status_code == 200
+    finally:
+        thread.join(30)
+        listener.close()
+    (request,) = raw
+    head = request.split(b"\r\n\r\n", 1)[0].lower()
+    assert token.encode() not in request and token.lower().encode() not in head
+    assert head.count(b"\r\nx-api-key:") == 1 and f"x-api-key: {REAL_KEY}".lower().encode() in head
+    assert b"\r\nauthorization:" not in head
