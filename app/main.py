@@ -32,6 +32,8 @@ from app.services.langfuse.factory import get_tracer
 from app.services.runner.deps import PipelineDeps
 from app.services.runner.engine import RunEngine
 from app.services.runner.store import AsyncRunStore, RunStore, make_engine
+from app.services.sandbox import get_sandbox
+from app.services.sandbox.probe import self_check
 from app.services.workspace.factory import get_workspace
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,18 @@ def build_deps(settings: Settings, store: AsyncRunStore) -> PipelineDeps:
     )
 
 
+async def _prove_sandbox(settings: Settings) -> None:
+    """In production (or with SANDBOX_SELF_CHECK) refuse to start unless a real sandboxed probe
+    fails to read the workspace and the database, to reach the network and to leave a daemon."""
+    sandbox = get_sandbox(settings)  # raises SandboxError when bubblewrap is missing
+    if sandbox.name == "none":
+        log.warning("sandbox_disabled: SANDBOX=none - the agent and the checks run WITHOUT isolation "
+                    "(development only)")
+        return
+    if settings.is_production or settings.sandbox_self_check:
+        await self_check(sandbox, settings)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Every way of serving (`auto-code serve`, `uvicorn app.main:app --reload`, tests) is made
@@ -75,6 +89,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     sync_store.create_schema()
     store = AsyncRunStore(sync_store)
     deps = build_deps(settings, store)
+    await _prove_sandbox(settings)
     engine = RunEngine(settings, deps)
     await engine.start()
     app.state.store = store
@@ -95,7 +110,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         engine.stop()
-        for closer in (deps.claude.aclose, deps.pull_requests.aclose):
+        for closer in (deps.claude.aclose, deps.pull_requests.aclose, deps.checks.aclose):
             try:
                 await closer()
             except Exception:  # shutdown must go on

@@ -29,3 +29,7 @@ class Checks(Protocol):
         `timed_out=True, passed=False`. A missing executable is a failed result, not an
         exception. Never raises for the command's own failure."""
         ...
+
+    async def aclose(self) -> None:
+        """Stop what the checks started for their own use (the egress proxy). Idempotent."""
+        ...

@@ -22,10 +22,13 @@ from pathlib import Path
 from app.config import Settings
 from app.proc import scrubbed_env
 from app.services.checks.base import CheckName, CheckResult
+from app.services.egress_proxy import EgressProxyServer
 from app.services.sandbox import SANDBOX_TMP, Endpoint, Sandbox, SandboxCall, get_sandbox
+from app.services.workspace.gitenv import sandbox_git_env
 
 logger = logging.getLogger(__name__)
 
+EGRESS_PORT = 3128  # the egress proxy's loopback port inside the sandbox's own network namespace
 # Room kept under the cap for the note appended when a command is killed by its timeout.
 _NOTE_ROOM = 200
 
@@ -47,14 +50,35 @@ def _proxy_env(endpoints: tuple[Endpoint, ...]) -> dict[str, str]:
     return {name: url for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")}
 
 
+def _git_env(networked: bool) -> dict[str, str]:
+    """Why: a check runs the worktree's code, and whatever git that code starts (a test helper, a
+    lint that lists files, a VCS install) inherits this environment. Without the pinning the agent's
+    own git gets, that git reads the system and global config and uses an implicit bare repository
+    the agent wrote (`sub/HEAD`, `sub/config`, `objects/`, `refs/`), running its `core.fsmonitor`:
+    measured with the real CLI (tests/e2e/test_attack_persistence.py, the lint gate's `git status`
+    in `sub/` ran the planted command inside the sandbox and its output was committed and pushed).
+    A setup that downloads through the egress proxy may still fetch over https."""
+    env = sandbox_git_env()
+    if networked:  # `protocol.allow=never` stays the default; https is allowed by name
+        n = int(env["GIT_CONFIG_COUNT"])
+        env.update({f"GIT_CONFIG_KEY_{n}": "protocol.https.allow", f"GIT_CONFIG_VALUE_{n}": "always",
+                    "GIT_CONFIG_COUNT": str(n + 1)})
+    return env
+
+
 class CommandChecks:
     """See `base.Checks.run` for the contract."""
 
-    def __init__(self, settings: Settings, sandbox: Sandbox | None = None, *,
-                 egress: Endpoint | None = None) -> None:
+    def __init__(self, settings: Settings, sandbox: Sandbox | None = None) -> None:
         self.sandbox = sandbox if sandbox is not None else get_sandbox(settings)
-        # The one way out for a setup that must download dependencies (an allowlisting proxy).
-        self.egress = egress
+        # The one way out for a setup that must download dependencies: an allowlisting proxy of the
+        # service, started on first use (SETUP_ALLOWED_HOSTS; nothing without it).
+        self._egress_server: EgressProxyServer | None = None
+        self.egress: Endpoint | None = None
+        if settings.setup_allowed_hosts and self.sandbox.name != "none":
+            sock = Path(tempfile.mkdtemp(prefix="auto-code-egress-")) / "egress.sock"  # short: 108 bytes max
+            self._egress_server = EgressProxyServer(sock, settings.setup_allowed_hosts)
+            self.egress = Endpoint("egress", sock, EGRESS_PORT)
         self._commands: dict[CheckName, list[str]] = {
             "setup": list(settings.setup_command),
             "lint": list(settings.lint_command),
@@ -68,9 +92,13 @@ class CommandChecks:
         if not argv:
             return CheckResult(name=name, passed=True, exit_code=0, duration_s=0.0,
                                output=f"no {name} command configured; skipped")
-        endpoints = (self.egress,) if name == "setup" and self.egress is not None else ()
+        endpoints: tuple[Endpoint, ...] = ()
+        if name == "setup" and self.egress is not None and self._egress_server is not None:
+            self._egress_server.start()  # idempotent; serves on its own thread
+            endpoints = (self.egress,)
         with self._pycache() as pycache:
-            env = scrubbed_env({"CI": "true", **_python_cache_env(pycache), **_proxy_env(endpoints)})
+            env = scrubbed_env({"CI": "true", **_python_cache_env(pycache), **_proxy_env(endpoints),
+                                **_git_env(bool(endpoints))})
             res = await self.sandbox.run(
                 argv,
                 SandboxCall(worktree=cwd, env=env, endpoints=endpoints),
@@ -92,6 +120,10 @@ class CommandChecks:
                                              "exit_code": res.exit_code, "timed_out": res.timed_out,
                                              "duration_s": result.duration_s})
         return result
+
+    async def aclose(self) -> None:
+        if self._egress_server is not None:
+            self._egress_server.close()
 
     @contextlib.contextmanager
     def _pycache(self) -> Iterator[str]:

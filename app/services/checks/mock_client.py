@@ -33,6 +33,9 @@ class ScriptedChecks:
     def push(self, name: CheckName, *outcomes: Outcome) -> None:
         self.script.setdefault(name, deque()).extend(outcomes)
 
+    async def aclose(self) -> None:
+        return None
+
     async def run(self, name: CheckName, cwd: Path) -> CheckResult:
         self.calls.append((name, cwd))
         queue = self.script.get(name)

@@ -136,11 +136,14 @@ class BwrapSandbox:
 
 
 def _env_files(settings: Settings) -> Iterable[Path]:
+    """`.env` in the service's cwd (what `Settings` reads by default) and any configured env file."""
     configured = settings.model_config.get("env_file")
     names = [configured] if isinstance(configured, (str, os.PathLike)) else list(configured or ())
-    for name in names:
+    seen: set[Path] = set()
+    for name in [".env", *names]:
         path = Path(name)
         if not path.is_absolute():
             path = Path.cwd() / path
-        if path.is_file():
+        if path.is_file() and _real(path) not in seen:
+            seen.add(_real(path))
             yield _real(path)
