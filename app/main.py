@@ -29,6 +29,7 @@ from app.services.claude_code.factory import get_claude_code
 from app.services.github.factory import get_pull_requests
 from app.services.jira.factory import get_jira_reporter
 from app.services.langfuse.factory import get_tracer
+from app.services.outbound_scan import SecretScanner
 from app.services.runner.deps import PipelineDeps
 from app.services.runner.engine import RunEngine
 from app.services.runner.store import AsyncRunStore, RunStore, make_engine
@@ -49,6 +50,9 @@ def scrub_secret_env() -> None:
 
 def build_deps(settings: Settings, store: AsyncRunStore) -> PipelineDeps:
     tracer = get_tracer(settings)
+    # One scanner for the outbound check and the store: no secret value leaves or is stored.
+    scanner = SecretScanner.from_settings(settings)
+    store.sync.redact = scanner.redact
     return PipelineDeps(
         settings=settings,
         store=store,
@@ -59,6 +63,7 @@ def build_deps(settings: Settings, store: AsyncRunStore) -> PipelineDeps:
         tracer=tracer,
         # Reporting back is a step only when Jira credentials are configured.
         jira=get_jira_reporter(settings) if settings.jira_reporting_enabled else None,
+        scanner=scanner,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.config import Settings
 from app.services.checks.base import Checks
@@ -10,6 +10,7 @@ from app.services.claude_code.base import ClaudeCode
 from app.services.github.base import PullRequests
 from app.services.jira.base import JiraReporter
 from app.services.langfuse.base import Tracer
+from app.services.outbound_scan import SecretScanner
 from app.services.runner.store import AsyncRunStore
 from app.services.workspace.base import Workspace
 
@@ -24,6 +25,9 @@ class PipelineDeps:
     pull_requests: PullRequests
     tracer: Tracer
     jira: JiraReporter | None = None  # None: reporting back to Jira is off
+    # The outbound check: what leaves (commit, push, PR, Jira) is scanned for these secret values,
+    # and the store redacts them (build_deps gives both the same scanner).
+    scanner: SecretScanner = field(default_factory=SecretScanner)
     # Set by the engine just before DBOS shuts down. A step whose agent dies because the service is
     # stopping must not record that as the run's failure: the run resumes after the restart.
     stopping: bool = False

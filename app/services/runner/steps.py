@@ -3,6 +3,13 @@ are plain async functions over the injected collaborators, each recording its st
 
 Every function returns a JSON-able dict; a failure the run should record comes back as
 `{"error": "<clear reason>"}` (see workflow.py for why failures are returned, not raised).
+
+The outbound check (app/services/outbound_scan.py, `d.scanner`): the change is scanned for every
+secret value before `commit`, the objects to send before `push`, title and body before the PR;
+a hit fails the run before anything leaves, naming the variable and the file, never the value.
+Jira comments and log lines are redacted, and so is every step output holding agent or check
+text (DBOS stores step outputs in the database too), before anything is cut to length (a cut
+could leave half a value that no longer matches).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from app.errors import AgentError, AutoCodeError
 from app.models import Ticket
 from app.prompts import ticket_prompts as prompts
 from app.services.claude_code.base import AgentRequest, AgentRun, LogFn
+from app.services.outbound_scan import describe
 from app.services.runner.deps import PipelineDeps
 from app.services.runner.gates import failure_signature, gate_detail, tail
 from app.services.runner.pr_body import commit_message, pr_title, render_pr_body
@@ -41,7 +49,32 @@ def _logger(d: PipelineDeps, run_id: str) -> LogFn:
     return emit
 
 
+def _clean(d: PipelineDeps, out: dict[str, Any]) -> dict[str, Any]:
+    """A step output with every secret value redacted (DBOS records it in the database)."""
+    return d.scanner.redact_all(out)  # type: ignore[return-value]
+
+
+def _outbound_error(
+    d: PipelineDeps, what: str, items: list[tuple[str, str | bytes]], nothing: str
+) -> str | None:
+    """None when no secret is in `items` (label, content) nor in a label; else the reason to fail
+    with: which variables, in which form, where, and what did not happen. Labels (file names) are
+    shown redacted: a file may be named after a secret."""
+    hits: dict[str, set[tuple[str, str]]] = {}
+    for label, content in items:
+        for hit in [*d.scanner.find_forms(label), *d.scanner.find_forms(content)]:
+            hits.setdefault(d.scanner.redact(label), set()).add(hit)
+    if not hits:
+        return None
+    found = describe(sorted({h for where in hits.values() for h in where}))
+    places = sorted(hits)
+    shown = ", ".join(places[:5]) + (f" and {len(places) - 5} more" if len(places) > 5 else "")
+    plural = "values" if len({n for where in hits.values() for n, _ in where}) > 1 else "value"
+    return f"outbound check: {what} contains the {plural} of {found} in {shown}; {nothing}"
+
+
 async def _say(d: PipelineDeps, run_id: str, message: str, level: str = "info", **fields: Any) -> None:
+    message = d.scanner.redact(message)
     log.log(logging.WARNING if level == "warning" else logging.INFO, message, extra=fields)
     await d.store.add_log(run_id, message, level)
 
@@ -100,11 +133,12 @@ async def setup(d: PipelineDeps, run_id: str, wt: dict[str, Any]) -> dict[str, A
         await d.store.finish_step(run_id, "setup", "failed", missing)
         return missing
     res = await d.checks.run("setup", Path(wt["path"]))
-    detail = {"exit_code": res.exit_code, "duration_s": round(res.duration_s, 3), "output": tail(res.output)}
+    detail = {"exit_code": res.exit_code, "duration_s": round(res.duration_s, 3),
+              "output": tail(d.scanner.redact(res.output))}
     await d.store.finish_step(run_id, "setup", "succeeded" if res.passed else "failed", detail)
     if not res.passed:
         why = "timed out" if res.timed_out else f"exited {res.exit_code}"
-        return {"error": f"setup command {why}: {tail(res.output, 400)}"}
+        return {"error": f"setup command {why}: {tail(d.scanner.redact(res.output), 400)}"}
     return {}
 
 
@@ -126,22 +160,23 @@ async def implement(d: PipelineDeps, run_id: str, td: dict[str, Any], wt: dict[s
     try:
         run = await d.claude.implement(req)
     except AgentError as exc:
-        error = await _agent_failed(d, run_id, exc)
+        error = d.scanner.redact(await _agent_failed(d, run_id, exc))
         await d.store.finish_step(run_id, "implement", "failed", {"error": error})
         return {"error": error}
     await _record_agent(d, run_id, run)
+    result_text = d.scanner.redact(run.result_text)  # the agent's text is hostile: it may quote a secret
     worktree = _wt(wt)
     changed = await d.workspace.has_changes(worktree)
     diff = await d.workspace.diff_summary(worktree) if changed else ""
     detail = {
         "session_id": run.session_id, "turns": run.turns, "cost_usd": run.cost_usd, "usage": run.usage,
         "has_changes": changed, "diff": diff, "permission_denials": run.permission_denials,
-        "summary": tail(run.result_text, 2000),
+        "summary": tail(result_text, 2000),
     }
     await d.store.finish_step(run_id, "implement", "succeeded", detail)
     if not changed:
         await _say(d, run_id, "agent made no changes", step="implement")
-    return {"session_id": run.session_id, "has_changes": changed, "result_text": run.result_text}
+    return _clean(d, {"session_id": run.session_id, "has_changes": changed, "result_text": result_text})
 
 
 async def review_round(
@@ -160,14 +195,15 @@ async def review_round(
     if result.run is not None:
         # The review session is separate: count its cost and turns, keep the implement session id.
         await d.store.add_usage(run_id, turns=result.run.turns, cost_usd=result.run.cost_usd, session_id=None)
+    findings = d.scanner.redact(result.findings)
     entry = {"kind": "check", "round": n, "ok": result.ok, "has_issues": result.has_issues,
-             "findings": tail(result.findings, 2000), "error": result.error}
+             "findings": tail(findings, 2000), "error": result.error}
     rounds = [*rounds, entry]
     await d.store.update_step_detail(run_id, "review", gate_detail(rounds))
-    return {
-        "rounds": rounds, "ok": result.ok, "has_issues": result.has_issues, "findings": result.findings,
+    return _clean(d, {
+        "rounds": rounds, "ok": result.ok, "has_issues": result.has_issues, "findings": findings,
         "error": result.error, "signature": failure_signature(result.findings),
-    }
+    })
 
 
 async def check_round(
@@ -179,13 +215,14 @@ async def check_round(
         return {"rounds": rounds, "passed": False, "output": missing["error"], "tail": missing["error"],
                 "signature": "missing"}
     res = await d.checks.run(gate, Path(wt["path"]))  # type: ignore[arg-type]
+    output = d.scanner.redact(res.output)
     entry = {"kind": "check", "round": n, "passed": res.passed, "exit_code": res.exit_code,
-             "timed_out": res.timed_out, "duration_s": round(res.duration_s, 3), "output": tail(res.output)}
+             "timed_out": res.timed_out, "duration_s": round(res.duration_s, 3), "output": tail(output)}
     rounds = [*rounds, entry]
     await d.store.update_step_detail(run_id, gate, gate_detail(rounds))
     await _say(d, run_id, f"{gate} round {n}: {'passed' if res.passed else 'failed'}", step=gate)
-    return {"rounds": rounds, "passed": res.passed, "output": res.output, "tail": tail(res.output, 1000),
-            "signature": failure_signature(res.output)}
+    return _clean(d, {"rounds": rounds, "passed": res.passed, "output": output, "tail": tail(output, 1000),
+                      "signature": failure_signature(res.output)})
 
 
 async def fix(
@@ -201,7 +238,7 @@ async def fix(
     try:
         run = await d.claude.fix(req, session_id)
     except AgentError as exc:
-        error = await _agent_failed(d, run_id, exc)
+        error = d.scanner.redact(await _agent_failed(d, run_id, exc))
         rounds = [*rounds, {"kind": "fix", "round": n, "error": error}]
         await d.store.finish_step(run_id, gate, "failed", gate_detail(rounds, "error"))
         return {"error": error}
@@ -210,7 +247,7 @@ async def fix(
                         "cost_usd": run.cost_usd}]
     await d.store.update_step_detail(run_id, gate, gate_detail(rounds))
     await _say(d, run_id, f"{gate} fix round {n} done", step=gate)
-    return {"rounds": rounds, "session_id": run.session_id}
+    return _clean(d, {"rounds": rounds, "session_id": run.session_id})
 
 
 async def gate_done(
@@ -231,6 +268,16 @@ async def commit(d: PipelineDeps, run_id: str, td: dict[str, Any], wt: dict[str,
         return missing
     message = commit_message(Ticket.model_validate(td))
     try:
+        pending: list[tuple[str, str | bytes]] = [*await d.workspace.pending_files(_wt(wt)),
+                                                  ("the commit message", message)]
+    except AutoCodeError as exc:  # what cannot be read cannot be checked: nothing leaves
+        error = f"{exc.detail}; nothing was committed"
+        await d.store.finish_step(run_id, "commit", "failed", {"error": error})
+        return {"error": error}
+    if error := _outbound_error(d, "the change", pending, "nothing was committed"):
+        await d.store.finish_step(run_id, "commit", "failed", {"error": error})
+        return {"error": error}
+    try:
         sha = await d.workspace.commit(_wt(wt), message)
     except AutoCodeError as exc:
         # Re-run after a crash that happened after the commit: nothing left to commit is fine.
@@ -244,6 +291,15 @@ async def commit(d: PipelineDeps, run_id: str, td: dict[str, Any], wt: dict[str,
 
 async def push(d: PipelineDeps, run_id: str, wt: dict[str, Any]) -> dict[str, Any]:
     await d.store.start_step(run_id, "push")
+    try:
+        outgoing = await d.workspace.outgoing_objects(_wt(wt))
+    except AutoCodeError as exc:
+        error = f"{exc.detail}; nothing was pushed"
+        await d.store.finish_step(run_id, "push", "failed", {"error": error})
+        return {"error": error}
+    if error := _outbound_error(d, "the push", outgoing, "nothing was pushed"):
+        await d.store.finish_step(run_id, "push", "failed", {"error": error})
+        return {"error": error}
     try:
         await d.workspace.push(_wt(wt))
     except AutoCodeError as exc:
@@ -263,13 +319,20 @@ async def pull_request(
     diff = ""
     if Path(wt["path"]).is_dir():
         diff = await d.workspace.diff_summary(_wt(wt))
+    redact = d.scanner.redact  # the agent's texts are redacted; what the service adds is checked
     body = render_pr_body(
-        ticket, summary=summary, diff_summary=diff, gates=gates, review_findings=review_findings,
+        ticket, summary=redact(summary), diff_summary=diff, gates=gates,
+        review_findings=redact(review_findings) if review_findings else review_findings,
         turns=row.get("turns") or 0, cost_usd=row.get("cost_usd") or 0.0, run_id=run_id,
     )
+    title = pr_title(ticket)
+    if error := _outbound_error(d, "the pull request", [("its title", title), ("its body", body)],
+                                "no pull request was opened"):
+        await d.store.finish_step(run_id, "pull_request", "failed", {"error": error})
+        return {"error": error}
     try:
         pr = await d.pull_requests.open_or_reuse(
-            head=wt["branch"], base=d.settings.base_branch, title=pr_title(ticket), body=body
+            head=wt["branch"], base=d.settings.base_branch, title=title, body=body
         )
     except AutoCodeError as exc:
         await d.store.finish_step(run_id, "pull_request", "failed", {"error": exc.detail})
@@ -291,9 +354,10 @@ async def report(
         return
     await d.store.start_step(run_id, "report")
     key = td["key"]
+    text = d.scanner.redact(text) if text else text  # a comment leaves: never with a secret in it
     try:
         if outcome == "succeeded" and pr_url:
-            await d.jira.comment(key, f"auto-code opened a pull request: {pr_url}")
+            await d.jira.comment(key, d.scanner.redact(f"auto-code opened a pull request: {pr_url}"))
             await d.jira.link_pull_request(key, pr_url, f"Pull request for {key}")
             if d.settings.jira_done_transition:
                 await d.jira.transition(key, d.settings.jira_done_transition)

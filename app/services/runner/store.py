@@ -9,6 +9,11 @@ The methods are synchronous SQLAlchemy Core calls of a few milliseconds; async c
 `AsyncRunStore`, which runs them in a worker thread so the shared DBOS event loop never blocks.
 Every write is idempotent per (run_id, step name) so a step re-run after a crash overwrites its own
 row instead of adding a second one.
+
+No secret is ever stored: every text the store writes (the ticket copy, step details, log lines,
+the run's error and other fields) first goes through `redact` (set by the lifespan to the outbound
+scanner's: app/services/outbound_scan.py). Step details are redacted string by string before
+they are serialised (JSON escaping could otherwise split a value), then once more as a whole.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -94,8 +100,22 @@ def make_engine(url: str) -> sa.Engine:
 class RunStore:
     """Synchronous run-record store. Create once per process; `create_schema()` is idempotent."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, redact: Callable[[str], str] | None = None) -> None:
         self.engine = engine
+        # Every text written goes through this (the outbound scanner's `redact` in the service).
+        self.redact: Callable[[str], str] = redact or (lambda text: text)
+
+    def _clean(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, dict):
+            return {self._clean(k) if isinstance(k, str) else k: self._clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._clean(v) for v in value]
+        return value
+
+    def _detail(self, detail: dict[str, Any] | None) -> str:
+        return self.redact(json.dumps(self._clean(detail or {}), default=lambda o: self.redact(str(o))))
 
     def create_schema(self) -> None:
         _meta.create_all(self.engine)
@@ -115,7 +135,7 @@ class RunStore:
                 conn.execute(
                     runs.insert().values(
                         run_id=run_id, ticket=ticket, status=status, created_at=now, updated_at=now,
-                        turns=0, cost_usd=0.0, ticket_json=ticket_json,
+                        turns=0, cost_usd=0.0, ticket_json=self.redact(ticket_json),
                     )
                 )
             except sa.exc.IntegrityError:  # a concurrent creator won; same outcome
@@ -128,12 +148,13 @@ class RunStore:
             conn.execute(
                 steps.update()
                 .where(steps.c.run_id == run_id, steps.c.status == "running")
-                .values(status=status, finished_at=time.time(), detail_json=json.dumps({"error": reason}))
+                .values(status=status, finished_at=time.time(), detail_json=self._detail({"error": reason}))
             )
 
     def update_run(self, run_id: str, **fields: Any) -> None:
         """Set fields on the run (status, branch, pr_url, session_id, turns, cost_usd, error).
         A final status is never overwritten by `running` (a late writer after a cancel)."""
+        fields = {k: self.redact(v) if isinstance(v, str) else v for k, v in fields.items()}
         fields["updated_at"] = time.time()
         stmt = runs.update().where(runs.c.run_id == run_id)
         if fields.get("status") == "running":
@@ -149,7 +170,7 @@ class RunStore:
             "updated_at": time.time(),
         }
         if session_id:
-            values["session_id"] = session_id
+            values["session_id"] = self.redact(session_id)
         with self.engine.begin() as conn:
             conn.execute(runs.update().where(runs.c.run_id == run_id).values(**values))
 
@@ -193,7 +214,7 @@ class RunStore:
         """Mark a step running (re-running a step after a crash resets its row)."""
         values = {
             "status": "running", "started_at": time.time(), "finished_at": None,
-            "detail_json": json.dumps(detail or {}),
+            "detail_json": self._detail(detail),
         }
         with self.engine.begin() as conn:
             done = conn.execute(
@@ -207,7 +228,7 @@ class RunStore:
             conn.execute(
                 steps.update()
                 .where(steps.c.run_id == run_id, steps.c.name == name)
-                .values(detail_json=json.dumps(detail, default=str))
+                .values(detail_json=self._detail(detail))
             )
 
     def finish_step(
@@ -215,7 +236,7 @@ class RunStore:
     ) -> None:
         values: dict[str, Any] = {"status": status, "finished_at": time.time()}
         if detail is not None:
-            values["detail_json"] = json.dumps(detail, default=str)
+            values["detail_json"] = self._detail(detail)
         with self.engine.begin() as conn:
             done = conn.execute(
                 steps.update().where(steps.c.run_id == run_id, steps.c.name == name).values(**values)
@@ -229,7 +250,7 @@ class RunStore:
         with self.engine.begin() as conn:
             conn.execute(
                 logs.insert().values(
-                    run_id=run_id, ts=time.time(), level=level, message=message[:MAX_LOG_LINE]
+                    run_id=run_id, ts=time.time(), level=level, message=self.redact(message)[:MAX_LOG_LINE]
                 )
             )
 

@@ -58,7 +58,8 @@ def test_a_broken_jira_never_fails_the_run(tmp_path: Path, jira: FakeJira) -> No
 def test_events_by_the_account_learned_from_myself_are_ignored(tmp_path: Path, jira: FakeJira) -> None:
     body = {"webhookEvent": "jira:issue_created", "user": {"accountId": jira.account_id},
             "issue": {"key": "PROJ-44", "fields": {"summary": "made by the bot itself"}}}
-    with running_service(tmp_path, **_env(jira)) as svc:
+    # An issue_created event starts work only with START_ON_ISSUE_CREATED (or the trigger on it).
+    with running_service(tmp_path, **_env(jira, START_ON_ISSUE_CREATED="1")) as svc:
         ours = svc.client.post("/webhook/jira", json=body)
         body["user"] = {"accountId": "someone-else"}
         theirs = svc.client.post("/webhook/jira", json=body)
