@@ -96,7 +96,7 @@ class SecretScanner:
     redacts in worker threads while the runner registers run-time values."""
 
     def __init__(self, secrets: dict[str, str] | None = None) -> None:
-        self._values: dict[str, str] = {}
+        self._values: dict[str, set[str]] = {}  # one name may hold several values (concurrent runs)
         self._lock = threading.Lock()
         self._pattern: re.Pattern[str] | None = None
         self._needles: dict[str, tuple[str, str]] = {}  # needle -> (NAME, form)
@@ -112,26 +112,33 @@ class SecretScanner:
         return sorted(self._values)
 
     def add(self, name: str, value: str | None) -> None:
-        """Register (or replace) the value of `name`; values shorter than MIN_LENGTH are ignored."""
+        """Register a value under `name` (added to its other values: two runs' tokens can share
+        a name); values shorter than MIN_LENGTH are ignored."""
         if not _NAME_RE.fullmatch(name):
             raise ValueError(f"secret names are environment-style names, not {name!r}")
+        if not value or len(value) < MIN_LENGTH:
+            return
         with self._lock:
-            if value and len(value) >= MIN_LENGTH:
-                self._values[name] = value
-            else:
-                self._values.pop(name, None)
+            self._values.setdefault(name, set()).add(value)
             self._rebuild()
 
-    def remove(self, name: str) -> None:
+    def remove(self, name: str, value: str | None = None) -> None:
+        """Forget one value of `name` (e.g. a run's token once the run is over), or all of them."""
         with self._lock:
-            self._values.pop(name, None)
+            if value is None:
+                self._values.pop(name, None)
+            else:
+                self._values.get(name, set()).discard(value)
+                if not self._values.get(name):
+                    self._values.pop(name, None)
             self._rebuild()
 
     def _rebuild(self) -> None:
         needles: dict[str, tuple[str, str]] = {}
-        for name, value in sorted(self._values.items()):
-            for needle, form in forms(value).items():
-                needles.setdefault(needle, (name, form))
+        for name, values in sorted(self._values.items()):
+            for value in sorted(values):
+                for needle, form in forms(value).items():
+                    needles.setdefault(needle, (name, form))
         # Longest first, so a longer form wins over a shorter one at the same position.
         ordered = sorted(needles, key=len, reverse=True)
         self._needles = needles

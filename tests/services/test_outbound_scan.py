@@ -43,9 +43,14 @@ class TestValues:
 
     def test_run_time_values(self, scanner: SecretScanner) -> None:
         scanner.add("MODEL_PROXY_TOKEN", "per-run-capability-token")
+        scanner.add("MODEL_PROXY_TOKEN", "another-run-capability")  # two runs at once: both count
         assert scanner.find("x per-run-capability-token y") == ["MODEL_PROXY_TOKEN"]
-        scanner.remove("MODEL_PROXY_TOKEN")
+        assert scanner.find("another-run-capability") == ["MODEL_PROXY_TOKEN"]
+        scanner.remove("MODEL_PROXY_TOKEN", "per-run-capability-token")
         assert scanner.find("x per-run-capability-token y") == []
+        assert scanner.find("another-run-capability") == ["MODEL_PROXY_TOKEN"]
+        scanner.remove("MODEL_PROXY_TOKEN")
+        assert scanner.find("another-run-capability") == []
         with pytest.raises(ValueError):
             scanner.add("not a name", "whatever-value")
 
