@@ -205,7 +205,7 @@ class TestWebhookToPullRequest:
                                                '    return f"Bye, {name}!"\n'),
             text("Added greeter.farewell.bye().")]))
         secret = "e2e-webhook-token-7f3a9c2d1b"
-        with e2e(WEBHOOK_SECRET=secret, ENABLE_LINT=1, ENABLE_TESTS=1) as svc:
+        with e2e(WEBHOOK_SECRET=secret, ENABLE_LINT=1, ENABLE_TESTS=1, START_ON_ISSUE_CREATED=1) as svc:
             refused = svc.client.post("/webhook/jira", json={"key": "PROJ-6", "summary": "x"})
             resp = svc.client.post("/webhook/jira", headers={"X-Webhook-Token": secret}, json={
                 "webhookEvent": "jira:issue_created",

@@ -331,6 +331,8 @@ class SdkClaudeCode:
     def _metered(self, live: LiveSession) -> Usage | None:
         if self._proxy is None or live.token is None:
             return None
+        if live.final_usage is not None:
+            return live.final_usage
         return self._proxy.usage(live.token)
 
     async def _discard(self, live: LiveSession, *, graceful: bool) -> None:
@@ -340,5 +342,6 @@ class SdkClaudeCode:
             # The capability dies with the call; what it spent counts against the run's budget.
             live.settled = True
             self._proxy.revoke(live.token)
-            spent = self._proxy.usage(live.token).cost_usd
-            self._spent[live.run_id] = self._spent.get(live.run_id, 0.0) + spent
+            live.final_usage = self._proxy.usage(live.token)
+            self._proxy.forget(live.token)  # the proxy keeps no record of finished calls
+            self._spent[live.run_id] = self._spent.get(live.run_id, 0.0) + live.final_usage.cost_usd

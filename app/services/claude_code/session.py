@@ -67,6 +67,7 @@ class LiveSession:
         self.run_id = ""  # the run this CLI works for (its sandbox and grant are that run's)
         self.token: str | None = None  # the model proxy capability of this call, if sandboxed
         self.settled = False  # the grant was revoked and its spend counted
+        self.final_usage: Any = None  # what the proxy metered for this call, once settled
         self._lock = asyncio.Lock()
 
     def _on_stderr(self, line: str) -> None:
