@@ -122,7 +122,8 @@ def test_the_template_cannot_go_live(tmp_path: Path) -> None:
     template = Path(__file__).resolve().parent.parent / ".env.example"
     values = {k: v for k, v in dotenv_values(template).items() if v is not None}
     detail = problem(make_settings(tmp_path, **{**values, "CLAUDE_CLIENT": "", "GITHUB_CLIENT": ""}))
-    for name in ("REPO_URL", "ANTHROPIC_API_KEY", "GH_TOKEN", "WEBHOOK_SECRET", "OPERATOR_TOKEN"):
+    for name in ("REPO_URL", "ANTHROPIC_API_KEY", "GH_TOKEN", "WEBHOOK_SECRET", "OPERATOR_TOKEN",
+                 "ALLOWED_PROJECTS"):
         assert f"{name} is a placeholder value" in detail, name
 
 

@@ -180,9 +180,9 @@ def test_huge_order_is_clamped(order: int) -> None:
 
 
 def test_marks_bomb_is_bounded() -> None:
-    marks = [{"type": "strong"}, {"type": "em"}] * 500_000 + [{"type": "code"}]
+    marks = [{"type": "strong"}, {"type": "em"}] * 50_000 + [{"type": "code"}]
     doc = {"type": "doc", "content": [{"type": "paragraph", "content": [
-        {"type": "text", "text": "w", "marks": marks}] * 1000}]}
+        {"type": "text", "text": "w", "marks": marks}] * 20}]}
     text = adf_to_text(doc, CAP)
     assert text.startswith("***w******w***")  # marks past the first MAX_MARKS are not read (no code)
     assert len(text) <= CAP
