@@ -11,7 +11,6 @@ everything COMMAND left behind. This file is read by the sandbox; it imports not
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 
@@ -70,15 +69,18 @@ def main(args: list[str]) -> int:
         listener.bind(("127.0.0.1", int(port)))
         listener.listen(64)
         threading.Thread(target=_serve, args=(listener, path), daemon=True).start()
-    try:
-        child = subprocess.Popen(command)
-    except OSError as exc:
-        sys.stderr.write(f"relay: cannot run {command[:1]}: {exc}\n")
-        return 127
+    # fork+exec rather than subprocess: the relay's own start-up is paid on every CLI call.
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.execvp(command[0], command)  # noqa: S606 - argv from the service, no shell
+        except OSError as exc:
+            sys.stderr.write(f"relay: cannot run {command[:1]}: {exc}\n")
+        os._exit(127)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lambda signum, _frame: child.send_signal(signum))
-    code = child.wait()
-    sys.stdout.flush()
+        signal.signal(sig, lambda signum, _frame: os.kill(pid, signum))
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
     return code if code >= 0 else 128 - code
 
 
