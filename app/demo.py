@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -67,7 +68,10 @@ def demo_settings(root: Path, remote_env: dict[str, str]) -> Settings:
         "QUEUE_POLL_INTERVAL_SEC": 0.1, "EXECUTOR_ID": "demo", "SCRUB_ENV": False,
         "WEBHOOK_SECRET": None, "JIRA_WEBHOOK_SECRET": None, "OPERATOR_TOKEN": None,
         "JIRA_BASE_URL": None, "LANGFUSE_PUBLIC_KEY": None, "LANGFUSE_SECRET_KEY": None,
-        "LOG_LEVEL": "WARNING", **remote_env,
+        "LOG_LEVEL": "WARNING",
+        # The demo's checks run in the sandbox like production's; a machine without bubblewrap
+        # still gets a demo, unconfined and said so (the warning is logged, and printed below).
+        "SANDBOX": "bwrap" if shutil.which("bwrap") else "none", **remote_env,
     }
     return Settings(**values)
 
@@ -82,6 +86,8 @@ async def run_demo(directory: str | None = None, *, as_json: bool = False) -> in
     print(f"demo workspace: {root}")
     print(f"target remote:  {demo.remote} (branch {demo.base_branch})")
     print(f"claude:         {'real Claude Code' if settings.uses_real_claude else 'offline scripted editor'}")
+    print("sandbox:        " + ("bubblewrap" if settings.sandbox == "bwrap"
+                                 else "NONE - bubblewrap is not installed (apt-get install bubblewrap)"))
     async with lifespan(app):
         if not settings.uses_real_claude:
             from app.services.claude_code.mock_client import ScriptedClaudeCode
