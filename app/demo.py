@@ -90,7 +90,7 @@ async def run_demo(directory: str | None = None, *, as_json: bool = False) -> in
                                  else "NONE - bubblewrap is not installed (apt-get install bubblewrap)"))
     async with lifespan(app):
         if not settings.uses_real_claude:
-            from app.services.claude_code.mock_client import ScriptedClaudeCode
+            from app.services.claude_code.scripted import ScriptedClaudeCode
 
             app.state.deps.claude = ScriptedClaudeCode(DEMO_SCRIPT)
         transport = httpx.ASGITransport(app=app)
@@ -150,7 +150,7 @@ async def _remote_log(remote: Path, branch: str | None) -> str:
 
 
 def _pr_record(path: Path, branch: str | None) -> dict[str, Any] | None:
-    from app.services.github.mock_client import LocalPullRequests
+    from app.services.github.local import LocalPullRequests
 
     matches = [p for p in LocalPullRequests(path).records() if branch and p.get("head") == branch]
     return matches[-1] if matches else None

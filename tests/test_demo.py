@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app.services.github.mock_client import LocalPullRequests
+from app.services.github.local import LocalPullRequests
 
 SECRET_NAMES = ("ANTHROPIC_API_KEY", "GH_TOKEN", "DATABASE_URL", "WEBHOOK_SECRET", "OPERATOR_TOKEN")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.services.github.mock_client import LocalPullRequests
+from app.services.github.local import LocalPullRequests
 from tests.durability.conftest import EnvBuilder
 from tests.durability.service_proc import Procs, is_final, run_logs, step_status, workflow_executors
 

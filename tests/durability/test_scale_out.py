@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from app.services.github.mock_client import LocalPullRequests
+from app.services.github.local import LocalPullRequests
 from tests.durability.conftest import EnvBuilder
 from tests.durability.service_proc import (
     Procs,

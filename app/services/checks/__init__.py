@@ -3,14 +3,12 @@
 from app.services.checks.base import CheckName, CheckResult, Checks
 from app.services.checks.client import CommandChecks
 from app.services.checks.factory import cache_clear, get_checks
-from app.services.checks.mock_client import ScriptedChecks
 
 __all__ = [
     "CheckName",
     "CheckResult",
     "Checks",
     "CommandChecks",
-    "ScriptedChecks",
     "cache_clear",
     "get_checks",
 ]

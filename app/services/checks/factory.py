@@ -1,8 +1,8 @@
 """Builds the process's one `Checks` from Settings (called from the lifespan, never at import).
 
 The commands always run for real (the demo points them at its seed project's python scripts);
-`ScriptedChecks` is for tests, which construct it directly. Cached per Settings object (Settings is
-not hashable, so the key is its identity); tests call `cache_clear()`.
+`ScriptedChecks` (tests/fakes/checks.py) is for tests, which construct it directly. Cached per
+Settings object (Settings is not hashable, so the key is its identity); tests call `cache_clear()`.
 """
 
 from __future__ import annotations

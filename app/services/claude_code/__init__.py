@@ -4,8 +4,8 @@ one (`ScriptedClaudeCode`), both implementing `ClaudeCode` (base.py)."""
 from app.services.claude_code.base import AgentRequest, AgentRun, ClaudeCode, ReviewResult
 from app.services.claude_code.client import SdkClaudeCode
 from app.services.claude_code.factory import cache_clear, get_claude_code
-from app.services.claude_code.mock_client import MockCall, ScriptedClaudeCode
 from app.services.claude_code.review_parse import ParsedReview, parse_review
+from app.services.claude_code.scripted import MockCall, ScriptedClaudeCode
 
 __all__ = [
     "AgentRequest",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from app.config import Settings
 from app.services.claude_code.base import ClaudeCode
 from app.services.claude_code.client import SdkClaudeCode
-from app.services.claude_code.mock_client import ScriptedClaudeCode
+from app.services.claude_code.scripted import ScriptedClaudeCode
 from app.services.langfuse.base import Tracer
 from app.services.singleton import per_settings
 

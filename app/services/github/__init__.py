@@ -3,7 +3,7 @@
 from app.services.github.base import PullRequest, PullRequests
 from app.services.github.client import GitHubPullRequests
 from app.services.github.factory import cache_clear, get_pull_requests
-from app.services.github.mock_client import LocalPullRequests
+from app.services.github.local import LocalPullRequests
 
 __all__ = [
     "GitHubPullRequests",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from app.config import Settings
 from app.services.github.base import PullRequests
 from app.services.github.client import GitHubPullRequests
-from app.services.github.mock_client import LocalPullRequests
+from app.services.github.local import LocalPullRequests
 from app.services.singleton import per_settings
 
 LOCAL_PR_FILE = "pull-requests.json"

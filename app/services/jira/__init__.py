@@ -4,7 +4,7 @@ from app.services.jira.adf import adf_text, to_adf
 from app.services.jira.base import JiraReporter
 from app.services.jira.client import JiraRestReporter
 from app.services.jira.factory import cache_clear, get_jira_reporter
-from app.services.jira.mock_client import Comment, RecordingJiraReporter, RemoteLink, Transition
+from app.services.jira.recording import Comment, RecordingJiraReporter, RemoteLink, Transition
 
 __all__ = [
     "Comment",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from app.config import Settings
 from app.services.jira.base import JiraReporter
 from app.services.jira.client import JiraRestReporter
-from app.services.jira.mock_client import RecordingJiraReporter
+from app.services.jira.recording import RecordingJiraReporter
 from app.services.singleton import per_settings
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from app.config import Settings
 from app.services.langfuse.base import Tracer
 from app.services.langfuse.client import LangfuseTracer
-from app.services.langfuse.mock_client import NoopTracer
+from app.services.langfuse.noop import NoopTracer
 from app.services.singleton import per_settings
 
 

@@ -1,9 +1,7 @@
-"""Tracers that send nothing: `NoopTracer` (Langfuse keys unset) and `RecordingTracer` (tests).
+"""`NoopTracer`: the tracer that sends nothing (Langfuse keys unset).
 
 `NoopTracer` is what the factory gives without LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY: the pipeline
 calls the tracer the same way either way, nothing leaves the machine and nothing can fail.
-`RecordingTracer` keeps each finished span's fields in `spans`, so pipeline tests can assert that a
-session was traced with its ticket, phase, turns and cost without a collector.
 """
 
 from __future__ import annotations
@@ -25,28 +23,3 @@ class NoopTracer:
 
     def shutdown(self) -> None:
         return None
-
-
-class RecordingTracer:
-    """A `Tracer` that records `{ticket_key, run_id, phase, **filled fields}` per span, in memory."""
-
-    def __init__(self) -> None:
-        self.spans: list[dict[str, Any]] = []
-        self.flushes = 0
-
-    @contextlib.contextmanager
-    def agent_span(self, *, ticket_key: str, run_id: str, phase: str) -> Iterator[dict[str, Any]]:
-        info: dict[str, Any] = {}
-        try:
-            yield info
-        except BaseException as exc:
-            info.setdefault("error", f"{type(exc).__name__}: {exc}")
-            raise
-        finally:
-            self.spans.append({"ticket_key": ticket_key, "run_id": run_id, "phase": phase, **info})
-
-    def flush(self) -> None:
-        self.flushes += 1
-
-    def shutdown(self) -> None:
-        self.flush()

@@ -1,8 +1,8 @@
 """Builds the process's one `Workspace` from Settings (called from the lifespan, never at import).
 
-There is one real implementation (git); the in-memory fake is for tests, which construct it
-directly. The cache is keyed on the Settings object's identity (Settings is not hashable);
-tests call `cache_clear()`.
+There is one real implementation (git); the in-memory fake (tests/fakes/workspace.py) is for
+tests, which construct it directly. The cache is keyed on the Settings object's identity
+(Settings is not hashable); tests call `cache_clear()`.
 """
 
 from __future__ import annotations

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from app.proc import run_command, scrubbed_env
-from app.services.checks import CheckResult, Checks, CommandChecks, ScriptedChecks, get_checks
+from app.services.checks import CheckResult, Checks, CommandChecks, get_checks
 from app.services.checks.factory import cache_clear
 from tests.conftest import make_settings
+from tests.fakes.checks import ScriptedChecks
 from tests.gitrepos import git, make_remote
 from tests.procs import marked_processes, wait_until
 from tests.test_proc import bounded

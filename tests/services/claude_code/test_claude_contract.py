@@ -13,7 +13,7 @@ from app.models import Ticket
 from app.prompts.ticket_prompts import fix_prompt, implementation_prompt, review_prompt
 from app.services.claude_code.base import ClaudeCode
 from app.services.claude_code.client import SdkClaudeCode
-from app.services.claude_code.mock_client import ScriptedClaudeCode
+from app.services.claude_code.scripted import ScriptedClaudeCode
 from tests.fakes.anthropic_api import FakeAnthropicAPI, Rule, text, write
 from tests.services.claude_code.conftest import request
 

@@ -61,7 +61,7 @@ class TestFile:
             """
             import asyncio, sys
             from pathlib import Path
-            from app.services.github.mock_client import LocalPullRequests
+            from app.services.github.local import LocalPullRequests
 
             async def main(worker):
                 prs = LocalPullRequests(Path(sys.argv[1]))

@@ -15,11 +15,11 @@ from app.config import Settings
 from app.services.langfuse import (
     LangfuseTracer,
     NoopTracer,
-    RecordingTracer,
     cache_clear,
     get_tracer,
 )
 from tests.fakes.otlp_capture import OtlpCapture
+from tests.fakes.tracer import RecordingTracer
 
 PUBLIC = "pk-lf-test-public"
 SECRET = "sk-lf-SECRET-never-log-0123456789"

@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.models import FINAL_STATUSES
-from app.services.claude_code.mock_client import ScriptedClaudeCode
-from app.services.github.mock_client import LocalPullRequests
+from app.services.claude_code.scripted import ScriptedClaudeCode
+from app.services.github.local import LocalPullRequests
 from tests.gitrepos import make_remote, workspace_settings
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from app.demo_repo import SEED_FILES
 from app.errors import WorkspaceError
-from app.services.workspace import GitWorkspace, InMemoryWorkspace, Workspace
+from app.services.workspace import GitWorkspace, Workspace
+from tests.fakes.workspace import InMemoryWorkspace
 from tests.gitrepos import make_remote, workspace_settings
 
 
