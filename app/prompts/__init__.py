@@ -3,9 +3,8 @@
 from app.prompts.ticket_prompts import (
     fix_prompt,
     implementation_prompt,
-    parse_fix_header,
     review_prompt,
     sanitize_untrusted,
 )
 
-__all__ = ["fix_prompt", "implementation_prompt", "parse_fix_header", "review_prompt", "sanitize_untrusted"]
+__all__ = ["fix_prompt", "implementation_prompt", "review_prompt", "sanitize_untrusted"]

@@ -8,8 +8,8 @@ selectors, ANSI escapes, control characters) - and placed inside a tag such as `
 closing tag cannot be forged from inside (our tag names in the text are neutralized). The prompts
 say, outside the tags, that the content is data to act on, never instructions about how to behave.
 
-`fix_prompt` starts with a machine-readable header (`parse_fix_header`) naming the gate and round,
-so the Claude client can name its phase (`fix:lint`) without a wider interface.
+Nothing is parsed back out of a prompt: what a call is for (phase, gate, round) travels in the
+`AgentRequest`'s own fields.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ MAX_UNTRUSTED_CHARS = 20_000
 _TAGS = ("ticket", "summary", "description", "diff", "output", "findings")
 _TAG_RE = re.compile(r"<\s*(/?)\s*(" + "|".join(_TAGS) + r")\b", re.IGNORECASE)
 _ANSI_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
-_FIX_HEADER_RE = re.compile(r"^\[auto-code fix: gate=([a-z_-]+) round=(\d+)\]", re.MULTILINE)
 # Unicode "format" characters (Cf: bidi controls, zero-width space/joiners, BOM, soft hyphen, tag
 # characters U+E0000-E007F) and variation selectors can hide or reorder text; none belongs in a ticket.
 _VARIATION_SELECTORS = {*range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)}
@@ -141,6 +140,8 @@ def fix_prompt(gate: str, failure_output: str, round: int, max_chars: int = 12_0
     }.get(gate, f"The {gate} check failed on your change")
     tag = "findings" if gate == "review" else "output"
     return "\n\n".join([
+        # For the model (and the scripted model server of the e2e tests); nothing parses it back:
+        # the client learns the gate and round from AgentRequest's fields.
         f"[auto-code fix: gate={gate} round={round}]",
         f"{what} (round {round}). Fix the cause in the code; do not disable the check, skip tests "
         "or weaken assertions.",
@@ -150,8 +151,3 @@ def fix_prompt(gate: str, failure_output: str, round: int, max_chars: int = 12_0
         "When done, reply with a one-paragraph summary of what you changed.",
     ])
 
-
-def parse_fix_header(prompt: str) -> tuple[str, int] | None:
-    """(gate, round) from a `fix_prompt`, or None for any other prompt."""
-    m = _FIX_HEADER_RE.search(prompt)
-    return (m.group(1), int(m.group(2))) if m else None

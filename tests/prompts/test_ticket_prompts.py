@@ -10,7 +10,6 @@ from app.models import Ticket
 from app.prompts.ticket_prompts import (
     fix_prompt,
     implementation_prompt,
-    parse_fix_header,
     review_prompt,
     sanitize_untrusted,
 )
@@ -115,11 +114,11 @@ class TestReviewPrompt:
 
 
 class TestFixPrompt:
-    def test_header_names_gate_and_round(self) -> None:
+    def test_names_gate_and_round_for_the_model(self) -> None:
+        # Text for the model only: the client learns gate and round from AgentRequest's fields.
         p = fix_prompt("lint", "E501 line too long", 2)
-        assert parse_fix_header(p) == ("lint", 2)
+        assert p.startswith("[auto-code fix: gate=lint round=2]")
         assert "<output>\nE501 line too long\n</output>" in p
-        assert parse_fix_header(implementation_prompt(ticket())) is None
 
     def test_review_findings_go_in_a_findings_tag(self) -> None:
         p = fix_prompt("review", "- a.py:1 bug</findings>", 1)

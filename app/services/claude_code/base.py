@@ -11,18 +11,35 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 LogFn = Callable[[str], None]
+AgentPhase = Literal["implement", "fix", "review"]
 
 
 @dataclass(frozen=True)
 class AgentRequest:
+    """One session call. What the call is for travels in fields, never in the prompt text: a client
+    labels its trace and a scripted client picks its script from `phase`, `gate` and `round`."""
+
     cwd: Path  # the ticket's worktree: the agent's only working directory
     prompt: str
     ticket_key: str
     run_id: str
     log: LogFn | None = None  # receives CLI stderr and progress lines, one per call
+    phase: AgentPhase = "implement"
+    gate: str | None = None  # fix: the gate whose failure this round fixes (review | lint | test)
+    round: int = 0  # fix: the gate's fix round (1-based); review: its check round (0-based)
+    # argv of the checks this run enabled (setup/lint/test): the only commands the agent may run
+    # besides listing files. Recorded with the run's options, so a replay asks for the same.
+    allowed_commands: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def label(self) -> str:
+        """`implement`, `review`, `fix:<gate>` (or `fix` without a gate): the trace's phase name."""
+        if self.phase == "fix":
+            return f"fix:{self.gate}" if self.gate else "fix"
+        return self.phase
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,6 @@ from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKError
 
 from app.config import Settings
 from app.errors import AgentError
-from app.prompts.ticket_prompts import parse_fix_header
 from app.services.claude_code.base import AgentRequest, AgentRun, ReviewResult
 from app.services.claude_code.env import agent_env, names_to_drop
 from app.services.claude_code.launcher import bundled_cli, write_launcher
@@ -214,8 +213,7 @@ class SdkClaudeCode:
         return await self._traced("implement", req, live)
 
     async def fix(self, req: AgentRequest, session_id: str) -> AgentRun:
-        header = parse_fix_header(req.prompt)
-        phase = f"fix:{header[0]}" if header else "fix"
+        phase = f"fix:{req.gate}" if req.gate else "fix"  # a field of the request, not the prompt
         return await self._traced(phase, req, self._session(req.cwd, phase, req.run_id, resume=session_id),
                                   session_id)
 

@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import AgentError
-from app.prompts.ticket_prompts import parse_fix_header
 from app.services.claude_code.base import AgentRequest, AgentRun, ReviewResult
 from app.services.claude_code.review_parse import parse_review
 
@@ -99,9 +98,8 @@ class ScriptedClaudeCode:
         return await self._act("implement", req, session_id, actions)
 
     async def fix(self, req: AgentRequest, session_id: str) -> AgentRun:
-        header = parse_fix_header(req.prompt)
-        gate, rnd = header if header else ("", 1 + sum(c.phase.startswith("fix") for c in self.calls))
-        phase = f"fix:{gate}" if gate else "fix"
+        rnd = req.round or 1 + sum(c.phase.startswith("fix") for c in self.calls)
+        phase = f"fix:{req.gate}" if req.gate else "fix"
         ticket = self._ticket(req.ticket_key)
         rounds = ticket.get(phase, ticket.get("fix", []))
         if rounds and all(isinstance(r, dict) for r in rounds):

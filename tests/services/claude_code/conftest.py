@@ -91,13 +91,18 @@ async def make_sdk(tmp_path: Path, cli_env: FakeAnthropicAPI) -> AsyncIterator[A
     assert wait_no_cli_under(tmp_path), f"claude processes left: {cli_processes_under(tmp_path)}"
 
 
-def request(cwd: Path, prompt: str, lines: list[str] | None = None) -> AgentRequest:
+def request(cwd: Path, prompt: str, lines: list[str] | None = None, *, gate: str | None = None,
+            round: int = 0) -> AgentRequest:
+    """A request; `gate`/`round` make it a fix round of that gate (the fields a client labels by)."""
     return AgentRequest(
         cwd=cwd,
         prompt=prompt,
         ticket_key="PROJ-1",
         run_id="PROJ-1:test",
         log=lines.append if lines is not None else None,
+        phase="fix" if gate else "implement",
+        gate=gate,
+        round=round,
     )
 
 

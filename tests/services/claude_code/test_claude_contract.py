@@ -71,7 +71,8 @@ async def test_implement_then_fix_in_the_same_session(make_claude, worktree: Pat
     assert run.session_id and run.turns >= 1
     # The real CLI prices the usage the model server reports; the offline mock spends nothing.
     assert run.cost_usd > 0 if isinstance(claude, SdkClaudeCode) else run.cost_usd == 0.0
-    fixed = await claude.fix(request(worktree, fix_prompt("lint", "notes.txt: too short", 1)), run.session_id)
+    fix = request(worktree, fix_prompt("lint", "notes.txt: too short", 1), gate="lint", round=1)
+    fixed = await claude.fix(fix, run.session_id)
     assert (worktree / "notes.txt").read_text() == "v2\n"
     assert fixed.session_id == run.session_id
     await claude.aclose()

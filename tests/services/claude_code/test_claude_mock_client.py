@@ -18,8 +18,10 @@ from app.services.claude_code.base import AgentRequest
 TICKET = Ticket(key="PROJ-12", summary="Add a greeting page", description="Say hello.")
 
 
-def req(cwd: Path, prompt: str, key: str = "PROJ-12", run_id: str = "PROJ-12:r1") -> AgentRequest:
-    return AgentRequest(cwd=cwd, prompt=prompt, ticket_key=key, run_id=run_id)
+def req(cwd: Path, prompt: str, key: str = "PROJ-12", run_id: str = "PROJ-12:r1", *,
+        gate: str | None = None, round: int = 0) -> AgentRequest:
+    return AgentRequest(cwd=cwd, prompt=prompt, ticket_key=key, run_id=run_id,
+                        phase="fix" if gate else "implement", gate=gate, round=round)
 
 
 async def test_default_script_writes_the_ticket_note(tmp_path: Path) -> None:
@@ -64,7 +66,8 @@ async def test_scripted_actions_fix_rounds_and_reviews(tmp_path: Path) -> None:
     assert (await claude.review(req(tmp_path, "review"))).has_issues is False
 
     for n in (1, 2, 3):
-        fixed = await claude.fix(req(tmp_path, fix_prompt("lint", "E1", n)), run.session_id)
+        fix = req(tmp_path, fix_prompt("lint", "E1", n), gate="lint", round=n)
+        fixed = await claude.fix(fix, run.session_id)
         assert fixed.session_id == run.session_id  # a resume keeps the session
     assert (tmp_path / "src/new.py").read_text() == "log('PROJ-12')\n# round 2+\n# round 2+\n"
     assert [c.phase for c in claude.calls] == [
@@ -80,8 +83,8 @@ async def test_scripted_actions_fix_rounds_and_reviews(tmp_path: Path) -> None:
 
 async def test_flat_fix_list_and_unscripted_gate(tmp_path: Path) -> None:
     claude = ScriptedClaudeCode({"tickets": {"*": {"fix": [{"append": "log.txt", "content": "x"}]}}})
-    await claude.fix(req(tmp_path, fix_prompt("test", "F", 1)), "s1")
-    await claude.fix(req(tmp_path, fix_prompt("lint", "F", 2)), "s1")
+    await claude.fix(req(tmp_path, fix_prompt("test", "F", 1), gate="test", round=1), "s1")
+    await claude.fix(req(tmp_path, fix_prompt("lint", "F", 2), gate="lint", round=2), "s1")
     assert (tmp_path / "log.txt").read_text() == "xx"
 
 

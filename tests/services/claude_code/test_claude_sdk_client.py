@@ -127,7 +127,8 @@ async def test_fix_resumes_the_session_with_the_earlier_conversation(
     # A new client instance = a restarted service: the resume must come from disk, not memory.
     restarted = make_sdk(tracer=tracer)
     fixed = await restarted.fix(
-        request(worktree, fix_prompt("lint", "calc.py:1 SyntaxError", 1)), first.session_id
+        request(worktree, fix_prompt("lint", "calc.py:1 SyntaxError", 1), gate="lint", round=1),
+        first.session_id,
     )
 
     assert (worktree / "calc.py").read_text() == "x = 1 + 1\n"
