@@ -234,7 +234,7 @@ async def fix(
         return missing
     prompt = prompts.fix_prompt(gate, failure, n, d.settings.check_output_max_chars)
     req = AgentRequest(cwd=Path(wt["path"]), prompt=prompt, ticket_key=run_id.split(":")[0], run_id=run_id,
-                       log=_logger(d, run_id))
+                       log=_logger(d, run_id), phase="fix", gate=gate, round=n)
     try:
         run = await d.claude.fix(req, session_id)
     except AgentError as exc:
