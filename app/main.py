@@ -122,6 +122,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 log.exception("close_failed")
         if deps.jira is not None:
             await deps.jira.aclose()
+        app.state.parse_pool.close()
         deps.tracer.shutdown()
         sync_store.dispose()
         log.info("service_stopped")

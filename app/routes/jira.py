@@ -11,18 +11,15 @@ read) → body size (413) → auth (401) → media type (415) → JSON (400/422)
 `app.state.limiter`, keyed on the real client behind trusted proxies), its 429 handler and the
 router. At request time the route reads `settings`, `runner` and `jira_account_id` from `app.state`.
 
-Parsing (JSON decode, envelope, ticket with its ADF render) runs in a worker thread
-(`asyncio.to_thread`): a hostile 1 MB body costs tens of ms of it (see `_parse`), which must not
-hold up every other request and the runs sharing this event loop. The C JSON decoder keeps the GIL
-while it runs, so the thread bounds the stall to the decode itself; the container cap in
-`parse_json` bounds the decode.
+Parsing (JSON decode, envelope, ticket with its ADF render) of a big body runs in a worker
+process (`app.intake.parse_pool`): the C JSON decoder keeps the GIL while it runs, so a thread would
+still stall every other request and the runs sharing this event loop for tens of ms on a hostile
+1 MB body; small bodies (the usual ones) are parsed inline in about a millisecond.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import Any
 
 import limits
 from fastapi import APIRouter, FastAPI, Request
@@ -36,18 +33,12 @@ from app.intake import (
     TrustedProxies,
     authenticate,
     check_content_type,
-    event_ignore_reason,
     make_key_func,
-    parse_json,
-    parse_ticket,
     read_body_limited,
-    read_envelope,
     ticket_ignore_reason,
 )
 from app.intake.auth import SIGNATURE_HEADER, TOKEN_HEADER
-from app.intake.limits import FieldLimits
-from app.intake.payload import Envelope
-from app.models import Ticket
+from app.intake.parse_pool import IntakeRules, ParsePool
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +62,8 @@ def install(app: FastAPI, settings: Settings) -> None:
         strategy="moving-window",
     )
     app.state.limiter = limiter
+    app.state.parse_pool = ParsePool()  # closed by the lifespan
+    app.state.intake_rules = IntakeRules.from_settings(settings)
     _warn_open_intake(settings)
     app.add_exception_handler(RateLimitExceeded, _rate_limited)  # type: ignore[arg-type]
     app.include_router(_build_router(limiter, settings.rate_limit))
@@ -123,7 +116,7 @@ async def _handle(request: Request) -> JSONResponse:
     )
     check_content_type(request.headers.get("content-type"))
     own_account = getattr(state, "jira_account_id", None) or settings.jira_account_id
-    envelope, decided = await asyncio.to_thread(_parse, raw, settings, own_account)
+    envelope, decided = await state.parse_pool.parse(raw, state.intake_rules, own_account)
     if isinstance(decided, str):
         return _ignored(decided, envelope.event)
     ticket = decided
@@ -136,18 +129,6 @@ async def _handle(request: Request) -> JSONResponse:
                "source": ticket.source, "webhook_event": envelope.event},
     )
     return JSONResponse({"status": result.status, "run_id": result.run_id}, status_code=202)
-
-
-def _parse(raw: bytes, settings: Settings, own_account: str | None) -> tuple[Envelope, Ticket | str]:
-    """JSON → envelope → event rules → ticket (capped): the envelope and the Ticket, or the reason
-    to ignore the delivery. Raises the intake's 400/413/422 errors. Runs in a worker thread."""
-    body: dict[str, Any] = parse_json(raw)
-    envelope = read_envelope(body)
-    if reason := event_ignore_reason(envelope, settings, own_account):
-        return envelope, reason
-    ticket = parse_ticket(body, envelope, jira_base_url=settings.jira_base_url,
-                          limits=FieldLimits.from_settings(settings))
-    return envelope, ticket
 
 
 def _ignored(reason: str, event: str | None, *, ticket: str | None = None) -> JSONResponse:
