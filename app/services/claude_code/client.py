@@ -74,6 +74,14 @@ MODEL_PORT = 8790  # the model proxy's loopback port inside the sandbox's own ne
 _RUN_DIR_RE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
+def _usage_of(metered: Usage) -> dict[str, Any]:
+    """The call's tokens as the model proxy counted them (the CLI's own figures are estimates)."""
+    return {"input_tokens": metered.input_tokens, "output_tokens": metered.output_tokens,
+            "cache_creation_input_tokens": metered.cache_creation_input_tokens,
+            "cache_read_input_tokens": metered.cache_read_input_tokens, "requests": metered.requests,
+            "metered_by": "model_proxy"}
+
+
 def run_state_dir(config_dir: Path, run_id: str) -> Path:
     """The run's own CLI state (transcripts `resume` needs): never shared with another run."""
     return config_dir / "runs" / (_RUN_DIR_RE.sub("_", run_id) or "_")
@@ -318,7 +326,8 @@ class SdkClaudeCode:
                              cost_usd=cost)
         return AgentRun(
             session_id=res.session_id, turns=res.num_turns, cost_usd=cost,
-            result_text=(res.result or progress.last_text or "").strip(), usage=dict(res.usage or {}),
+            result_text=(res.result or progress.last_text or "").strip(),
+            usage=_usage_of(metered) if metered is not None else dict(res.usage or {}),
             permission_denials=[denial_text(d) for d in res.permission_denials or []],
         )
 
