@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     # False: enqueue only, never take runs from the queue. For one-off processes (`auto-code recover`
     # sets it): they exit right after their work, stranding any run they had started on their id.
     queue_worker: bool = Field(True, alias="QUEUE_WORKER")
+    # How often (seconds) every host ends the records of runs DBOS has finished with (a workflow past
+    # its recovery limit, one that errored outside the pipeline); 0 = only at start-up.
+    reconcile_interval_sec: float = Field(60.0, ge=0, alias="RECONCILE_INTERVAL_SEC")
+    # Keep-alive comment on a quiet runs events stream (GET /runs/{id}/events), in seconds.
+    sse_ping_sec: float = Field(15.0, gt=0, alias="SSE_PING_SEC")
     # Remove secret variables from the process environment once read (no subprocess inherits them).
     scrub_env: bool = Field(True, alias="SCRUB_ENV")
 

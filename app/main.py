@@ -32,7 +32,7 @@ from app.services.langfuse.factory import get_tracer
 from app.services.outbound_scan import SecretScanner
 from app.services.runner.deps import PipelineDeps
 from app.services.runner.engine import RunEngine
-from app.services.runner.store import AsyncRunStore, RunStore, make_engine
+from app.services.runner.store import AsyncRunStore, SqlRunStore, make_engine
 from app.services.sandbox import get_sandbox
 from app.services.sandbox.probe import self_check
 from app.services.workspace.factory import get_workspace
@@ -90,8 +90,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings.workspace_dir.mkdir(parents=True, exist_ok=True)
     if settings.scrub_env:
         scrub_secret_env()
-    sync_store = RunStore(make_engine(settings.system_database_url))
-    sync_store.create_schema()
+    # The run tables are migrated by engine.start(), under the schema lock, with DBOS's launch.
+    sync_store = SqlRunStore(make_engine(settings.system_database_url))
     store = AsyncRunStore(sync_store)
     deps = build_deps(settings, store)
     await _prove_sandbox(settings)

@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 from app.config import Settings
 from app.errors import Unauthorized
 from app.services.runner.engine import RunEngine
-from app.services.runner.store import AsyncRunStore
+from app.services.runner.store_base import RunStore
 
 
 def get_settings(request: Request) -> Settings:
@@ -24,13 +24,13 @@ def get_runner(request: Request) -> RunEngine:
     return request.app.state.runner
 
 
-def get_store(request: Request) -> AsyncRunStore:
+def get_store(request: Request) -> RunStore:
     return request.app.state.store
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RunnerDep = Annotated[RunEngine, Depends(get_runner)]
-StoreDep = Annotated[AsyncRunStore, Depends(get_store)]
+StoreDep = Annotated[RunStore, Depends(get_store)]
 
 
 def require_operator(request: Request, settings: SettingsDep) -> None:

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from app.api.dependencies import OperatorDep, RunnerDep, StoreDep
+from app.api.dependencies import OperatorDep, RunnerDep, SettingsDep, StoreDep
 from app.errors import NotFound
 from app.models import FINAL_STATUSES, RunStatus, RunView
 
 router = APIRouter(prefix="/runs", dependencies=[OperatorDep])
 
-EVENT_POLL_SEC = 0.5
+EVENT_POLL_SEC = 0.5  # how often the stream reads the store
 
 
 @router.get("")
@@ -49,22 +51,29 @@ async def retry_run(run_id: str, runner: RunnerDep) -> JSONResponse:
     return JSONResponse(result.model_dump(), status_code=202)
 
 
-@router.get("/{run_id}/events")
-async def run_events(run_id: str, store: StoreDep) -> StreamingResponse:
-    """Server-Sent Events: `step` (a step row changed), `log` (a new log line), `run` (status
-    changed); the stream ends after the run reaches a final status. Polls the store, so it works
-    whichever instance is running the ticket."""
+async def existing_run(run_id: str, store: StoreDep) -> str:
+    """The run id of a run that exists (404 before any event is sent)."""
     if await store.get_run_row(run_id) is None:
         raise NotFound(f"no run {run_id}")
-    return StreamingResponse(_events(run_id, store), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return run_id
 
 
-async def _events(run_id: str, store: Any) -> AsyncIterator[str]:
+@router.get("/{run_id}/events", response_class=EventSourceResponse)
+async def run_events(
+    run_id: Annotated[str, Depends(existing_run)], store: StoreDep, settings: SettingsDep
+) -> AsyncIterator[ServerSentEvent]:
+    """Server-Sent Events (FastAPI's own): `step` (a step row changed), `log` (a new log line),
+    `run` (status changed); the stream ends after the run reaches a final status. A `: ping`
+    comment goes out whenever nothing was sent for SSE_PING_SEC, so a long step does not look like
+    a dead connection to a proxy or a client. Polls the store, so it works whichever instance is
+    running the ticket."""
     seen_steps: dict[str, tuple[str, Any]] = {}
     last_log = 0
     last_status = None
+    ping_every = settings.sse_ping_sec
+    last_sent = time.monotonic()
     while True:
+        events: list[ServerSentEvent] = []
         run: RunView | None = await store.get_run(run_id)
         if run is None:
             return
@@ -72,18 +81,26 @@ async def _events(run_id: str, store: Any) -> AsyncIterator[str]:
             key = (step.status, step.finished_at)
             if seen_steps.get(step.name) != key:
                 seen_steps[step.name] = key
-                yield _sse("step", step.model_dump(mode="json"))
+                events.append(_sse("step", step.model_dump(mode="json")))
         for line in await store.logs_after(run_id, last_log):
-            last_log = line["id"]
-            yield _sse("log", {"ts": line["ts"], "level": line["level"], "message": line["message"]})
+            last_log = line.id
+            events.append(_sse("log", {"ts": line.ts, "level": line.level, "message": line.message}))
         if run.status != last_status:
             last_status = run.status
-            yield _sse("run", {"run_id": run_id, "status": run.status, "error": run.error,
-                               "pr_url": run.pr_url})
+            events.append(_sse("run", {"run_id": run_id, "status": run.status, "error": run.error,
+                                       "pr_url": run.pr_url}))
+        now = time.monotonic()
+        if not events and now - last_sent >= ping_every:
+            events.append(ServerSentEvent(comment="ping"))
+        for event in events:
+            yield event
+        if events:
+            last_sent = now
         if run.status in FINAL_STATUSES:
             return
-        await asyncio.sleep(EVENT_POLL_SEC)
+        await asyncio.sleep(min(EVENT_POLL_SEC, ping_every))
 
 
-def _sse(event: str, data: dict[str, Any]) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n"
+def _sse(event: str, data: dict[str, Any]) -> ServerSentEvent:
+    # raw_data: the payload as it always was (json.dumps' separators; datetimes via str).
+    return ServerSentEvent(event=event, raw_data=json.dumps(data, default=str))

@@ -2,6 +2,7 @@
 
 from app.services.runner.deps import PipelineDeps
 from app.services.runner.engine import RunEngine
-from app.services.runner.store import AsyncRunStore, RunStore
+from app.services.runner.store import AsyncRunStore, SqlRunStore
+from app.services.runner.store_base import LogLine, RunRow, RunStore
 
-__all__ = ["AsyncRunStore", "PipelineDeps", "RunEngine", "RunStore"]
+__all__ = ["AsyncRunStore", "LogLine", "PipelineDeps", "RunEngine", "RunRow", "RunStore", "SqlRunStore"]

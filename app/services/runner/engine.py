@@ -4,6 +4,8 @@
   key while a run for it is queued or running (DBOS's unique dedup index, so it holds across restarts
   and across instances sharing PostgreSQL).
 - `cancel`, `retry`, `recover_executor` for operators.
+- At start: the run tables migrated to head and DBOS launched, both under the schema lock
+  (migrate.py); then the reconciler (reconcile.py), once and every RECONCILE_INTERVAL_SEC.
 Facts this relies on (measured with dbos 3.4, see shared/notes/dbos.md): DBOS is a process-wide
 singleton; queues are registered after launch; recovery only takes runs of the same
 `application_version` and `executor_id`, so both are pinned from settings.
@@ -21,8 +23,9 @@ from dbos import DBOS, DBOSConfig, SetEnqueueOptions, SetWorkflowID
 
 from app.config import Settings
 from app.errors import BadRequest, NotFound
-from app.models import FINAL_STATUSES, SubmitResult, Ticket
+from app.models import SubmitResult, Ticket
 from app.services.runner.deps import PipelineDeps
+from app.services.runner.reconcile import Reconciled, reconcile_forever, reconcile_once
 from app.services.runner.store import AsyncRunStore
 from app.services.runner.workflow import TicketRunner
 
@@ -66,6 +69,7 @@ class RunEngine:
         self.store: AsyncRunStore = deps.store
         self.runner = get_ticket_runner()
         self.queue: Any = None
+        self._reconciler: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.runner.deps = self.deps
@@ -75,7 +79,9 @@ class RunEngine:
             # DBOS dequeues from every queue recorded in the database unless told otherwise; a
             # one-off process (`auto-code recover`) would start runs and strand them when it exits.
             DBOS.listen_queues([])
-        DBOS.launch()
+        # DBOS migrates its own tables in launch(): on PostgreSQL it runs under our schema lock too,
+        # so hosts starting together on a fresh database come up one after the other.
+        revision = self.store.sync.create_schema(then=DBOS.launch)
         self.queue = await DBOS.register_queue_async(
             QUEUE_NAME,
             worker_concurrency=self.settings.max_concurrent_runs,
@@ -83,11 +89,22 @@ class RunEngine:
             # The queue's limits live in the database and apply to every host; only workers set them.
             on_conflict="update_if_latest_version" if worker else "never_update",
         )
-        log.info("engine_started", extra={"executor_id": self.settings.executor_id,
+        log.info("engine_started", extra={"executor_id": self.settings.executor_id, "schema": revision,
                                           "app_version": self.settings.app_version, "queue_worker": worker})
+        await self.reconcile()
+        interval = self.settings.reconcile_interval_sec
+        if interval > 0:
+            self._reconciler = asyncio.create_task(reconcile_forever(self.store, interval))
+
+    async def reconcile(self) -> list[Reconciled]:
+        """End the records of runs DBOS has finished with (see reconcile.py)."""
+        return await reconcile_once(self.store)
 
     def stop(self) -> None:
         self.deps.stopping = True
+        if self._reconciler is not None:
+            self._reconciler.cancel()
+            self._reconciler = None
         DBOS.destroy(destroy_registry=False)
 
     async def submit(self, ticket: Ticket) -> SubmitResult:
@@ -105,7 +122,7 @@ class RunEngine:
             # The run holding the key may have just ended: its record is final a moment before DBOS
             # marks the workflow done and releases the key. A delivery in that window is new work.
             row = await self.store.get_run_row(existing)
-            if row is None or row["status"] not in FINAL_STATUSES or attempt == FINISHING_RETRIES:
+            if row is None or not row.is_final or attempt == FINISHING_RETRIES:
                 log.info("duplicate_delivery", extra={"ticket": ticket.key, "run_id": existing})
                 return SubmitResult(status="duplicate", run_id=existing)
             await asyncio.sleep(0.05)
@@ -118,13 +135,14 @@ class RunEngine:
         row = await self.store.get_run_row(run_id)
         if row is None:
             raise NotFound(f"no run {run_id}")
-        if row["status"] in FINAL_STATUSES:
-            raise BadRequest(f"run {run_id} already ended ({row['status']})", code="run_finished")
+        if row.is_final:
+            raise BadRequest(f"run {run_id} already ended ({row.status})", code="run_finished")
         await DBOS.cancel_workflow_async(run_id)
         await self.store.update_run(run_id, status="cancelled", error="cancelled by an operator")
         await self.store.fail_running_steps(run_id, "cancelled by an operator", "cancelled")
         run = await self.store.get_run(run_id)
-        prepared = [s.detail["path"] for s in run.steps if s.name == "prepare" and "path" in s.detail]
+        steps = run.steps if run is not None else []
+        prepared = [s.detail["path"] for s in steps if s.name == "prepare" and "path" in s.detail]
         hint = f"; worktree kept: git worktree remove {prepared[0]} --force" if prepared else ""
         await self.store.add_log(run_id, f"run cancelled by an operator{hint}", "warning")
 
@@ -133,9 +151,9 @@ class RunEngine:
         row = await self.store.get_run_row(run_id)
         if row is None:
             raise NotFound(f"no run {run_id}")
-        if row["status"] not in FINAL_STATUSES:
-            raise BadRequest(f"run {run_id} is still {row['status']}", code="run_active")
-        return await self.submit(Ticket.model_validate_json(row["ticket_json"]))
+        if not row.is_final:
+            raise BadRequest(f"run {run_id} is still {row.status}", code="run_active")
+        return await self.submit(Ticket.model_validate_json(row.ticket_json))
 
     async def recover_executor(self, dead_executor_id: str) -> list[dict[str, str]]:
         """Finish a dead host's runs here: each run it had started (PENDING on that executor) is
@@ -150,7 +168,7 @@ class RunEngine:
             if wf.queue_name != QUEUE_NAME:
                 continue
             row = await self.store.get_run_row(wf.workflow_id)
-            ticket_json = row["ticket_json"] if row else None
+            ticket_json = row.ticket_json if row else None
             if ticket_json is None and wf.input is not None:
                 ticket_json = json.dumps(wf.input.get("args", [{}])[0] if isinstance(wf.input, dict) else {})
             await DBOS.cancel_workflow_async(wf.workflow_id)

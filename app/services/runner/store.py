@@ -1,75 +1,46 @@
-"""Run records: what the runs API, the dashboard and the CLI show about each run.
+"""Run records in SQL: the `RunStore` of store_base.py over SQLAlchemy Core.
 
-DBOS keeps the durable truth (which steps finished, what they returned); this store keeps the
-operator's view of it: status, branch, PR, cost, one row per pipeline step with timings and detail,
-and the run's log lines. It lives in the same database as DBOS (the SQLite file under WORKSPACE_DIR
-or the PostgreSQL of DATABASE_URL) so every instance of a scaled-out service sees every run.
+The records live in the same database as DBOS (the SQLite file under WORKSPACE_DIR or the
+PostgreSQL of DATABASE_URL) so every instance of a scaled-out service sees every run. Their schema
+is created and migrated by `migrate.upgrade_schema` (versioned migrations under a lock).
 
-The methods are synchronous SQLAlchemy Core calls of a few milliseconds; async callers go through
-`AsyncRunStore`, which runs them in a worker thread so the shared DBOS event loop never blocks.
-Every write is idempotent per (run_id, step name) so a step re-run after a crash overwrites its own
-row instead of adding a second one.
+`SqlRunStore` does the work synchronously (a few milliseconds per call); `AsyncRunStore` is the
+`RunStore` async callers use: the same methods, each one worker-thread hop, so the shared DBOS
+event loop never blocks.
 
 No secret is ever stored: every text the store writes (the ticket copy, step details, log lines,
-the run's error and other fields) first goes through `redact` (set by the lifespan to the outbound
-scanner's: app/services/outbound_scan.py). Step details are redacted string by string before
-they are serialised (JSON escaping could otherwise split a value), then once more as a whole.
+the run's error and other fields) first goes through `redact` (set by the composition root to the
+outbound scanner's: app/services/outbound_scan.py). Step details are redacted string by string
+before they are serialised (JSON escaping could otherwise split a value), then once more as a whole.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
+from dbos import DBOS
+from pydantic import BaseModel
+from sqlalchemy.dialects import postgresql, sqlite
 
-from app.models import FINAL_STATUSES, RunView, StepView
-
-_meta = sa.MetaData()
-
-runs = sa.Table(
-    "ac_runs",
-    _meta,
-    sa.Column("run_id", sa.String(200), primary_key=True),
-    sa.Column("ticket", sa.String(100), nullable=False, index=True),
-    sa.Column("status", sa.String(20), nullable=False, index=True),
-    sa.Column("created_at", sa.Float, nullable=False, index=True),  # epoch seconds (ms precision)
-    sa.Column("updated_at", sa.Float, nullable=False),
-    sa.Column("branch", sa.String(200)),
-    sa.Column("pr_url", sa.Text),
-    sa.Column("session_id", sa.String(100)),
-    sa.Column("turns", sa.Integer, nullable=False, default=0),
-    sa.Column("cost_usd", sa.Float, nullable=False, default=0.0),
-    sa.Column("error", sa.Text),
-    sa.Column("ticket_json", sa.Text, nullable=False),
+from app.models import FINAL_STATUSES, RunStatus, RunView, StepStatus, StepView
+from app.services.runner.migrate import upgrade_schema
+from app.services.runner.store_base import (
+    ACTIVE_STATUSES,
+    UNSET,
+    LogLine,
+    RunRow,
+    StepDetail,
+    Unset,
 )
-
-steps = sa.Table(
-    "ac_run_steps",
-    _meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("run_id", sa.String(200), nullable=False, index=True),
-    sa.Column("name", sa.String(40), nullable=False),
-    sa.Column("status", sa.String(20), nullable=False),
-    sa.Column("started_at", sa.Float),
-    sa.Column("finished_at", sa.Float),
-    sa.Column("detail_json", sa.Text, nullable=False, default="{}"),
-    sa.UniqueConstraint("run_id", "name", name="uq_ac_run_steps_run_name"),
-)
-
-logs = sa.Table(
-    "ac_run_logs",
-    _meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("run_id", sa.String(200), nullable=False, index=True),
-    sa.Column("ts", sa.Float, nullable=False),
-    sa.Column("level", sa.String(10), nullable=False),
-    sa.Column("message", sa.Text, nullable=False),
-)
+from app.services.runner.tables import logs, runs, steps, usage
 
 MAX_LOG_LINE = 4000  # chars; a CLI can print very long lines and the log is for humans
 
@@ -97,187 +68,28 @@ def make_engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
-class RunStore:
-    """Synchronous run-record store. Create once per process; `create_schema()` is idempotent."""
-
-    def __init__(self, engine: sa.Engine, redact: Callable[[str], str] | None = None) -> None:
-        self.engine = engine
-        # Every text written goes through this (the outbound scanner's `redact` in the service).
-        self.redact: Callable[[str], str] = redact or (lambda text: text)
-
-    def _clean(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self.redact(value)
-        if isinstance(value, dict):
-            return {self._clean(k) if isinstance(k, str) else k: self._clean(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self._clean(v) for v in value]
-        return value
-
-    def _detail(self, detail: dict[str, Any] | None) -> str:
-        return self.redact(json.dumps(self._clean(detail or {}), default=lambda o: self.redact(str(o))))
-
-    def create_schema(self) -> None:
-        _meta.create_all(self.engine)
-
-    def dispose(self) -> None:
-        self.engine.dispose()
-
-    # ----- runs -----
-    def create_run(self, run_id: str, ticket: str, ticket_json: str, status: str = "queued") -> bool:
-        """Insert the run unless it exists; True when this call created it."""
-        now = time.time()
-        with self.engine.begin() as conn:
-            exists = conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id == run_id)).first()
-            if exists:
-                return False
-            try:
-                conn.execute(
-                    runs.insert().values(
-                        run_id=run_id, ticket=ticket, status=status, created_at=now, updated_at=now,
-                        turns=0, cost_usd=0.0, ticket_json=self.redact(ticket_json),
-                    )
-                )
-            except sa.exc.IntegrityError:  # a concurrent creator won; same outcome
-                return False
-        return True
-
-    def fail_running_steps(self, run_id: str, reason: str, status: str = "failed") -> None:
-        """Close step rows left `running` (a step that raised, or a run cancelled mid-step)."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                steps.update()
-                .where(steps.c.run_id == run_id, steps.c.status == "running")
-                .values(status=status, finished_at=time.time(), detail_json=self._detail({"error": reason}))
-            )
-
-    def update_run(self, run_id: str, **fields: Any) -> None:
-        """Set fields on the run (status, branch, pr_url, session_id, turns, cost_usd, error).
-        A final status is never overwritten by `running` (a late writer after a cancel)."""
-        fields = {k: self.redact(v) if isinstance(v, str) else v for k, v in fields.items()}
-        fields["updated_at"] = time.time()
-        stmt = runs.update().where(runs.c.run_id == run_id)
-        if fields.get("status") == "running":
-            stmt = stmt.where(runs.c.status.not_in(list(FINAL_STATUSES)))
-        with self.engine.begin() as conn:
-            conn.execute(stmt.values(**fields))
-
-    def add_usage(self, run_id: str, *, turns: int, cost_usd: float, session_id: str | None) -> None:
-        """Accumulate one agent call's turns and cost onto the run."""
-        values: dict[str, Any] = {
-            "turns": runs.c.turns + turns,
-            "cost_usd": runs.c.cost_usd + cost_usd,
-            "updated_at": time.time(),
-        }
-        if session_id:
-            values["session_id"] = self.redact(session_id)
-        with self.engine.begin() as conn:
-            conn.execute(runs.update().where(runs.c.run_id == run_id).values(**values))
-
-    def get_run_row(self, run_id: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().first()
-        return dict(row) if row else None
-
-    def get_run(self, run_id: str) -> RunView | None:
-        row = self.get_run_row(run_id)
-        if row is None:
-            return None
-        with self.engine.connect() as conn:
-            step_rows = conn.execute(
-                sa.select(steps).where(steps.c.run_id == run_id).order_by(steps.c.id)
-            ).mappings().all()
-        return _view(row, [dict(s) for s in step_rows])
-
-    def list_runs(
-        self, *, ticket: str | None = None, status: str | None = None, limit: int = 50
-    ) -> list[RunView]:
-        """Newest first. Steps are not loaded (GET /runs/{id} has them)."""
-        stmt = sa.select(runs).order_by(runs.c.created_at.desc(), runs.c.run_id.desc()).limit(limit)
-        if ticket:
-            stmt = stmt.where(runs.c.ticket == ticket)
-        if status:
-            stmt = stmt.where(runs.c.status == status)
-        with self.engine.connect() as conn:
-            rows = conn.execute(stmt).mappings().all()
-        return [_view(dict(r), []) for r in rows]
-
-    def count_by_status(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(runs.c.status, sa.func.count()).group_by(runs.c.status)
-            ).all()
-        return {status: n for status, n in rows}
-
-    # ----- steps -----
-    def start_step(self, run_id: str, name: str, detail: dict[str, Any] | None = None) -> None:
-        """Mark a step running (re-running a step after a crash resets its row)."""
-        values = {
-            "status": "running", "started_at": time.time(), "finished_at": None,
-            "detail_json": self._detail(detail),
-        }
-        with self.engine.begin() as conn:
-            done = conn.execute(
-                steps.update().where(steps.c.run_id == run_id, steps.c.name == name).values(**values)
-            )
-            if done.rowcount == 0:
-                conn.execute(steps.insert().values(run_id=run_id, name=name, **values))
-
-    def update_step_detail(self, run_id: str, name: str, detail: dict[str, Any]) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                steps.update()
-                .where(steps.c.run_id == run_id, steps.c.name == name)
-                .values(detail_json=self._detail(detail))
-            )
-
-    def finish_step(
-        self, run_id: str, name: str, status: str, detail: dict[str, Any] | None = None
-    ) -> None:
-        values: dict[str, Any] = {"status": status, "finished_at": time.time()}
-        if detail is not None:
-            values["detail_json"] = self._detail(detail)
-        with self.engine.begin() as conn:
-            done = conn.execute(
-                steps.update().where(steps.c.run_id == run_id, steps.c.name == name).values(**values)
-            )
-            if done.rowcount == 0:  # e.g. a skipped step that never started
-                values.setdefault("detail_json", "{}")
-                conn.execute(steps.insert().values(run_id=run_id, name=name, **values))
-
-    # ----- logs -----
-    def add_log(self, run_id: str, message: str, level: str = "info") -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                logs.insert().values(
-                    run_id=run_id, ts=time.time(), level=level, message=self.redact(message)[:MAX_LOG_LINE]
-                )
-            )
-
-    def logs_after(self, run_id: str, after_id: int = 0, limit: int = 500) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(logs)
-                .where(logs.c.run_id == run_id, logs.c.id > after_id)
-                .order_by(logs.c.id)
-                .limit(limit)
-            ).mappings().all()
-        return [dict(r) for r in rows]
+def _row(m: Mapping[str, Any]) -> RunRow:
+    return RunRow(
+        run_id=m["run_id"], ticket=m["ticket"], status=cast(RunStatus, m["status"]),
+        created_at=m["created_at"], updated_at=m["updated_at"], branch=m["branch"], pr_url=m["pr_url"],
+        session_id=m["session_id"], turns=m["turns"] or 0, cost_usd=m["cost_usd"] or 0.0,
+        error=m["error"], ticket_json=m["ticket_json"],
+    )
 
 
-def _view(row: dict[str, Any], step_rows: list[dict[str, Any]]) -> RunView:
+def _view(row: RunRow, step_rows: list[Mapping[str, Any]]) -> RunView:
     return RunView(
-        run_id=row["run_id"],
-        ticket=row["ticket"],
-        status=row["status"],
-        created_at=_dt(row["created_at"]),
-        updated_at=_dt(row["updated_at"]),
-        branch=row["branch"],
-        pr_url=row["pr_url"],
-        session_id=row["session_id"],
-        turns=row["turns"] or 0,
-        cost_usd=round(row["cost_usd"] or 0.0, 6),
-        error=row["error"],
+        run_id=row.run_id,
+        ticket=row.ticket,
+        status=row.status,
+        created_at=_dt(row.created_at),
+        updated_at=_dt(row.updated_at),
+        branch=row.branch,
+        pr_url=row.pr_url,
+        session_id=row.session_id,
+        turns=row.turns,
+        cost_usd=round(row.cost_usd, 6),
+        error=row.error,
         steps=[
             StepView(
                 name=s["name"],
@@ -291,16 +103,301 @@ def _view(row: dict[str, Any], step_rows: list[dict[str, Any]]) -> RunView:
     )
 
 
-class AsyncRunStore:
-    """The same operations, off the event loop (one worker-thread hop per call)."""
+class SqlRunStore:
+    """The synchronous store. One per process; `create_schema()` migrates the tables to head."""
 
-    def __init__(self, store: RunStore) -> None:
+    def __init__(self, engine: sa.Engine, redact: Callable[[str], str] | None = None) -> None:
+        self.engine = engine
+        # Every text written goes through this (the outbound scanner's `redact` in the service).
+        self.redact: Callable[[str], str] = redact or (lambda text: text)
+        # (workflow id, DBOS step id) -> agent calls recorded without a call id in this execution.
+        self._calls: dict[tuple[str, int], int] = {}
+        self._calls_lock = threading.Lock()
+
+    # ----- schema / lifecycle -----
+    def create_schema(self, then: Callable[[], None] | None = None) -> str:
+        """Migrate the run tables to head under the schema lock (see migrate.py); the revision."""
+        return upgrade_schema(self.engine, then=then)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def _insert(self, table: sa.Table) -> Any:
+        """An INSERT that can say ON CONFLICT (both dialects the store runs on have it)."""
+        dialect = sqlite if self.engine.dialect.name == "sqlite" else postgresql
+        return dialect.insert(table)
+
+    # ----- redaction -----
+    def _clean(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, dict):
+            return {self._clean(k) if isinstance(k, str) else k: self._clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._clean(v) for v in value]
+        return value
+
+    def _detail(self, detail: StepDetail | None) -> str:
+        data = detail.model_dump(mode="json") if isinstance(detail, BaseModel) else dict(detail or {})
+        return self.redact(json.dumps(self._clean(data), default=lambda o: self.redact(str(o))))
+
+    def _text(self, value: str | None) -> str | None:
+        return None if value is None else self.redact(value)
+
+    # ----- runs -----
+    def create_run(self, run_id: str, ticket: str, ticket_json: str, status: RunStatus = "queued") -> bool:
+        now = time.time()
+        stmt = self._insert(runs).values(
+            run_id=run_id, ticket=ticket, status=status, created_at=now, updated_at=now,
+            turns=0, cost_usd=0.0, ticket_json=self.redact(ticket_json),
+        ).on_conflict_do_nothing(index_elements=[runs.c.run_id])  # a concurrent creator won: same outcome
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    def update_run(
+        self, run_id: str, *, status: RunStatus | Unset = UNSET, branch: str | Unset | None = UNSET,
+        pr_url: str | Unset | None = UNSET, session_id: str | Unset | None = UNSET,
+        error: str | Unset | None = UNSET,
+    ) -> None:
+        given = {"status": status, "branch": branch, "pr_url": pr_url, "session_id": session_id,
+                 "error": error}
+        values: dict[str, Any] = {
+            k: self._text(v) for k, v in given.items() if not isinstance(v, Unset)
+        }
+        values["updated_at"] = time.time()
+        stmt = runs.update().where(runs.c.run_id == run_id)
+        if status == "running":
+            stmt = stmt.where(runs.c.status.not_in(list(FINAL_STATUSES)))
+        with self.engine.begin() as conn:
+            conn.execute(stmt.values(**values))
+        if isinstance(status, str) and status in FINAL_STATUSES:
+            self._forget_calls(run_id)
+
+    def end_run_if_active(self, run_id: str, status: RunStatus, error: str | None) -> bool:
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                runs.update()
+                .where(runs.c.run_id == run_id, runs.c.status.in_(ACTIVE_STATUSES))
+                .values(status=status, error=self._text(error), updated_at=time.time())
+            )
+        self._forget_calls(run_id)
+        return done.rowcount == 1
+
+    def add_usage(
+        self, run_id: str, *, turns: int, cost_usd: float, session_id: str | None,
+        call_id: str | None = None,
+    ) -> None:
+        call_id = call_id or self._default_call_id()
+        now = time.time()
+        figures = {"turns": turns, "cost_usd": cost_usd, "recorded_at": now}
+        record = self._insert(usage).values(run_id=run_id, call_id=call_id, **figures).on_conflict_do_update(
+            index_elements=[usage.c.run_id, usage.c.call_id], set_=figures)  # the same call again: set
+        with self.engine.begin() as conn:
+            conn.execute(record)
+            mine = usage.c.run_id == run_id
+            values: dict[str, Any] = {
+                "turns": sa.select(sa.func.coalesce(sa.func.sum(usage.c.turns), 0)).where(mine)
+                .scalar_subquery(),
+                "cost_usd": sa.select(sa.func.coalesce(sa.func.sum(usage.c.cost_usd), 0.0)).where(mine)
+                .scalar_subquery(),
+                "updated_at": now,
+            }
+            if session_id:
+                values["session_id"] = self.redact(session_id)
+            conn.execute(runs.update().where(runs.c.run_id == run_id).values(**values))
+
+    def _default_call_id(self) -> str:
+        """The call's id from its place in the workflow: a DBOS step re-run after a crash makes the
+        same calls in the same order, so it reproduces the ids of the execution that was cut off."""
+        workflow_id, step_id = DBOS.workflow_id, DBOS.step_id
+        if workflow_id is None or step_id is None:
+            return f"call-{uuid.uuid4().hex}"
+        with self._calls_lock:
+            n = self._calls.get((workflow_id, step_id), 0) + 1
+            self._calls[(workflow_id, step_id)] = n
+        return f"dbos-step-{step_id}.{n}"
+
+    def _forget_calls(self, run_id: str) -> None:
+        with self._calls_lock:
+            for key in [k for k in self._calls if k[0] == run_id]:
+                del self._calls[key]
+
+    def get_run_row(self, run_id: str) -> RunRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().first()
+        return _row(row) if row else None
+
+    def get_run(self, run_id: str) -> RunView | None:
+        row = self.get_run_row(run_id)
+        if row is None:
+            return None
+        with self.engine.connect() as conn:
+            step_rows = conn.execute(
+                sa.select(steps).where(steps.c.run_id == run_id).order_by(steps.c.id)
+            ).mappings().all()
+        return _view(row, list(step_rows))
+
+    def list_runs(
+        self, *, ticket: str | None = None, status: RunStatus | None = None, limit: int = 50
+    ) -> list[RunView]:
+        stmt = sa.select(runs).order_by(runs.c.created_at.desc(), runs.c.run_id.desc()).limit(limit)
+        if ticket:
+            stmt = stmt.where(runs.c.ticket == ticket)
+        if status:
+            stmt = stmt.where(runs.c.status == status)
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).mappings().all()
+        return [_view(_row(r), []) for r in rows]
+
+    def list_active(self, *, created_before: float | None = None) -> list[RunRow]:
+        stmt = sa.select(runs).where(runs.c.status.in_(ACTIVE_STATUSES)).order_by(runs.c.created_at)
+        if created_before is not None:
+            stmt = stmt.where(runs.c.created_at < created_before)
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(stmt).mappings().all()]
+
+    def count_by_status(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(runs.c.status, sa.func.count()).group_by(runs.c.status)
+            ).all()
+        return {status: n for status, n in rows}
+
+    # ----- steps -----
+    def start_step(self, run_id: str, name: str, detail: StepDetail | None = None) -> None:
+        values = {
+            "status": "running", "started_at": time.time(), "finished_at": None,
+            "detail_json": self._detail(detail),
+        }
+        self._write_step(run_id, name, values)
+
+    def update_step_detail(self, run_id: str, name: str, detail: StepDetail) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                steps.update()
+                .where(steps.c.run_id == run_id, steps.c.name == name)
+                .values(detail_json=self._detail(detail))
+            )
+
+    def finish_step(
+        self, run_id: str, name: str, status: StepStatus, detail: StepDetail | None = None
+    ) -> None:
+        values: dict[str, Any] = {"status": status, "finished_at": time.time()}
+        if detail is not None:
+            values["detail_json"] = self._detail(detail)
+        self._write_step(run_id, name, values)
+
+    def _write_step(self, run_id: str, name: str, values: dict[str, Any]) -> None:
+        """Set the step's row (one per run and step name), inserting it when the step never started
+        (a skipped step)."""
+        stmt = self._insert(steps).values(run_id=run_id, name=name, **{"detail_json": "{}", **values})
+        stmt = stmt.on_conflict_do_update(index_elements=[steps.c.run_id, steps.c.name], set_=values)
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+
+    def fail_running_steps(self, run_id: str, reason: str, status: StepStatus = "failed") -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                steps.update()
+                .where(steps.c.run_id == run_id, steps.c.status == "running")
+                .values(status=status, finished_at=time.time(), detail_json=self._detail({"error": reason}))
+            )
+
+    # ----- logs -----
+    def add_log(self, run_id: str, message: str, level: str = "info") -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                logs.insert().values(
+                    run_id=run_id, ts=time.time(), level=level, message=self.redact(message)[:MAX_LOG_LINE]
+                )
+            )
+
+    def logs_after(self, run_id: str, after_id: int = 0, limit: int = 500) -> list[LogLine]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(logs)
+                .where(logs.c.run_id == run_id, logs.c.id > after_id)
+                .order_by(logs.c.id)
+                .limit(limit)
+            ).mappings().all()
+        return [LogLine(id=r["id"], run_id=r["run_id"], ts=r["ts"], level=r["level"], message=r["message"])
+                for r in rows]
+
+
+class AsyncRunStore:
+    """The `RunStore` for async callers: each method is `SqlRunStore`'s, in a worker thread (the
+    DBOS context travels with it: `asyncio.to_thread` copies context variables)."""
+
+    def __init__(self, store: SqlRunStore) -> None:
         self.sync = store
 
-    def __getattr__(self, name: str) -> Any:
-        fn = getattr(self.sync, name)
+    @property
+    def redact(self) -> Callable[[str], str]:
+        return self.sync.redact
 
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return await asyncio.to_thread(fn, *args, **kwargs)
+    @redact.setter
+    def redact(self, fn: Callable[[str], str]) -> None:
+        self.sync.redact = fn
 
-        return call
+    async def create_run(
+        self, run_id: str, ticket: str, ticket_json: str, status: RunStatus = "queued"
+    ) -> bool:
+        return await asyncio.to_thread(self.sync.create_run, run_id, ticket, ticket_json, status)
+
+    async def update_run(
+        self, run_id: str, *, status: RunStatus | Unset = UNSET, branch: str | Unset | None = UNSET,
+        pr_url: str | Unset | None = UNSET, session_id: str | Unset | None = UNSET,
+        error: str | Unset | None = UNSET,
+    ) -> None:
+        await asyncio.to_thread(self.sync.update_run, run_id, status=status, branch=branch, pr_url=pr_url,
+                                session_id=session_id, error=error)
+
+    async def end_run_if_active(self, run_id: str, status: RunStatus, error: str | None) -> bool:
+        return await asyncio.to_thread(self.sync.end_run_if_active, run_id, status, error)
+
+    async def add_usage(
+        self, run_id: str, *, turns: int, cost_usd: float, session_id: str | None,
+        call_id: str | None = None,
+    ) -> None:
+        await asyncio.to_thread(self.sync.add_usage, run_id, turns=turns, cost_usd=cost_usd,
+                                session_id=session_id, call_id=call_id)
+
+    async def start_step(self, run_id: str, name: str, detail: StepDetail | None = None) -> None:
+        await asyncio.to_thread(self.sync.start_step, run_id, name, detail)
+
+    async def update_step_detail(self, run_id: str, name: str, detail: StepDetail) -> None:
+        await asyncio.to_thread(self.sync.update_step_detail, run_id, name, detail)
+
+    async def finish_step(
+        self, run_id: str, name: str, status: StepStatus, detail: StepDetail | None = None
+    ) -> None:
+        await asyncio.to_thread(self.sync.finish_step, run_id, name, status, detail)
+
+    async def fail_running_steps(self, run_id: str, reason: str, status: StepStatus = "failed") -> None:
+        await asyncio.to_thread(self.sync.fail_running_steps, run_id, reason, status)
+
+    async def add_log(self, run_id: str, message: str, level: str = "info") -> None:
+        await asyncio.to_thread(self.sync.add_log, run_id, message, level)
+
+    async def get_run_row(self, run_id: str) -> RunRow | None:
+        return await asyncio.to_thread(self.sync.get_run_row, run_id)
+
+    async def get_run(self, run_id: str) -> RunView | None:
+        return await asyncio.to_thread(self.sync.get_run, run_id)
+
+    async def list_runs(
+        self, *, ticket: str | None = None, status: RunStatus | None = None, limit: int = 50
+    ) -> list[RunView]:
+        return await asyncio.to_thread(self.sync.list_runs, ticket=ticket, status=status, limit=limit)
+
+    async def list_active(self, *, created_before: float | None = None) -> list[RunRow]:
+        return await asyncio.to_thread(self.sync.list_active, created_before=created_before)
+
+    async def count_by_status(self) -> dict[str, int]:
+        return await asyncio.to_thread(self.sync.count_by_status)
+
+    async def logs_after(self, run_id: str, after_id: int = 0, limit: int = 500) -> list[LogLine]:
+        return await asyncio.to_thread(self.sync.logs_after, run_id, after_id, limit)
+
+
+__all__ = ["MAX_LOG_LINE", "AsyncRunStore", "SqlRunStore", "make_engine"]

@@ -50,7 +50,7 @@ class Service:
         return LocalPullRequests(self.workspace / "pull-requests.json").records()
 
     def logs(self, run_id: str) -> list[str]:
-        return [line["message"] for line in self.app.state.store.sync.logs_after(run_id)]
+        return [line.message for line in self.app.state.store.sync.logs_after(run_id)]
 
 
 def step(run: dict[str, Any], name: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import base64
 from pathlib import Path
 
 from app.services.outbound_scan import SecretScanner
-from app.services.runner.store import RunStore, make_engine
+from app.services.runner.store import SqlRunStore, make_engine
 
 SECRET = "sk-ant-St0reRedacti0n-value-0123456789"
 
@@ -15,7 +15,7 @@ SECRET = "sk-ant-St0reRedacti0n-value-0123456789"
 def test_no_write_path_stores_the_value(tmp_path: Path) -> None:
     db = tmp_path / "runs.sqlite"
     scanner = SecretScanner({"ANTHROPIC_API_KEY": SECRET})
-    store = RunStore(make_engine(f"sqlite:///{db}"), redact=scanner.redact)
+    store = SqlRunStore(make_engine(f"sqlite:///{db}"), redact=scanner.redact)
     store.create_schema()
     b64 = base64.b64encode(f"user:{SECRET}".encode()).decode()
     store.create_run("PROJ-1:1", "PROJ-1", f'{{"summary": "{SECRET}"}}')

@@ -1,0 +1,1 @@
+"""Alembic migrations of the run tables (run by `app.services.runner.migrate`, never by hand)."""

@@ -1,0 +1,64 @@
+"""The run tables as SQLAlchemy Core objects: the schema at the head migration, for queries.
+
+The tables themselves are created and changed only by the versioned migrations in `migrations/`
+(run by `app.services.runner.migrate`); a change here needs a new migration there, and
+tests/services/runner/test_migrations.py checks that the two agree.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+runs = sa.Table(
+    "ac_runs",
+    metadata,
+    sa.Column("run_id", sa.String(200), primary_key=True),
+    sa.Column("ticket", sa.String(100), nullable=False, index=True),
+    sa.Column("status", sa.String(20), nullable=False, index=True),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),  # epoch seconds (ms precision)
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("branch", sa.String(200)),
+    sa.Column("pr_url", sa.Text),
+    sa.Column("session_id", sa.String(100)),
+    # The sums over ac_run_usage, kept on the run for listing (written with every usage row).
+    sa.Column("turns", sa.Integer, nullable=False),
+    sa.Column("cost_usd", sa.Float, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("ticket_json", sa.Text, nullable=False),
+)
+
+steps = sa.Table(
+    "ac_run_steps",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(200), nullable=False, index=True),
+    sa.Column("name", sa.String(40), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("started_at", sa.Float),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("detail_json", sa.Text, nullable=False),
+    sa.UniqueConstraint("run_id", "name", name="uq_ac_run_steps_run_name"),
+)
+
+logs = sa.Table(
+    "ac_run_logs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(200), nullable=False, index=True),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("level", sa.String(10), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+)
+
+# One row per agent call: recording a call again (a step re-run after a crash) replaces its row.
+usage = sa.Table(
+    "ac_run_usage",
+    metadata,
+    sa.Column("run_id", sa.String(200), primary_key=True),
+    sa.Column("call_id", sa.String(200), primary_key=True),
+    sa.Column("turns", sa.Integer, nullable=False),
+    sa.Column("cost_usd", sa.Float, nullable=False),
+    sa.Column("recorded_at", sa.Float, nullable=False),
+)
