@@ -1,17 +1,31 @@
-"""Gate bookkeeping: failure signatures for stagnation, and what a gate's step row records.
+"""Gates: review, lint and test, three instances of one `Gate`, driven by one loop (workflow.py).
 
-A gate (review, lint, test) loops check → fix → re-check. It stops when the check passes, when the
-round limit is reached, or when the same failure comes back after a fix (stagnation: the agent is
-not making progress and another round would only spend money).
+A gate loops check → fix → re-check. It stops when the check passes, when the round limit is
+reached, or when the same failure comes back right after a fix (stagnation: the agent is not making
+progress and another round would only spend money). A review that cannot be read is reported, not
+blocking. What differs between gates is only how one check round is made and read: `Gate.check`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any, Literal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
-GateOutcome = Literal["passed", "round_limit", "stagnation", "error"]
+from app.prompts import ticket_prompts as prompts
+from app.services.claude_code.base import AgentRequest, LogFn
+from app.services.runner.deps import PipelineDeps
+from app.services.runner.models import (
+    CheckRound,
+    GateName,
+    GateOutcome,
+    ReviewRound,
+    RunRef,
+    Verdict,
+    WorktreeRef,
+)
 
 # Durations, decimals, addresses and clock times change between otherwise identical failures; plain
 # integers (line numbers, counts, file names like test_2.py) are kept: when they change, the failure did.
@@ -30,16 +44,94 @@ def failure_signature(text: str) -> str:
     return hashlib.sha256(folded.encode()).hexdigest()[:16]
 
 
-def gate_detail(
-    rounds: list[dict[str, Any]], outcome: GateOutcome | None = None
-) -> dict[str, Any]:
-    """The `detail` of a gate's step row: every check and fix round so far, and the outcome."""
-    detail: dict[str, Any] = {"rounds": rounds, "fix_rounds": sum(1 for r in rounds if r["kind"] == "fix")}
-    if outcome is not None:
-        detail["outcome"] = outcome
-    return detail
-
-
 def tail(text: str, limit: int = 1500) -> str:
     """The end of a (check) output, where the failure usually is."""
     return text if len(text) <= limit else "…" + text[-limit:]
+
+
+def stop_reason(fixes_done: int, limit: int, signature: str, previous: str | None) -> GateOutcome | None:
+    """Why a failing gate stops now, or None to try another fix round. `previous` is the failure
+    seen right before the last fix: A → B → B stops (the fix changed nothing), A → B → A does not."""
+    if fixes_done >= limit:
+        return "round_limit"
+    if previous is not None and signature == previous:
+        return "stagnation"
+    return None
+
+
+def explain(outcome: GateOutcome, fixes_done: int) -> str:
+    if outcome == "stagnation":
+        return f"the same failure came back after fix round {fixes_done} (stagnation)"
+    return f"still failing after {fixes_done} fix round(s) (round limit)"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What one check round of a gate found (texts already redacted)."""
+
+    round: CheckRound | ReviewRound
+    verdict: Verdict
+    feedback: str  # what a fix round is given
+    excerpt: str  # what the run's error quotes if the gate gives up
+    signature: str
+    turns: int = 0  # an agent's review session costs turns and money too
+    cost_usd: float = 0.0
+    note: str | None = None  # a line for the run's log
+
+
+class Gate(Protocol):
+    name: GateName
+
+    async def check(self, d: PipelineDeps, run: RunRef, wt: WorktreeRef, n: int,
+                    log: LogFn) -> Finding:
+        """Check round `n` (0-based) of this gate in the worktree. Never raises for a failing check."""
+        ...
+
+
+class ReviewGate:
+    """A separate, read-only Claude session reviews the change against the ticket."""
+
+    name: GateName = "review"
+
+    async def check(self, d: PipelineDeps, run: RunRef, wt: WorktreeRef, n: int,
+                    log: LogFn) -> Finding:
+        diff = await d.workspace.diff_summary(wt.worktree)
+        req = AgentRequest(cwd=Path(wt.path), prompt=prompts.review_prompt(run.ticket, diff),
+                           ticket_key=run.key, run_id=run.run_id, log=log, phase="review", gate="review",
+                           round=n)
+        result = await d.claude.review(req)
+        findings = d.scanner.redact(result.findings)
+        error = d.scanner.redact(result.error) if result.error else None
+        entry = ReviewRound(round=n, ok=result.ok, has_issues=result.has_issues,
+                            findings=tail(findings, 2000), error=error)
+        verdict: Verdict = "unreadable" if not result.ok else "failed" if result.has_issues else "passed"
+        return Finding(
+            round=entry, verdict=verdict, feedback=findings if result.ok else entry.error or "",
+            excerpt=f"findings: {findings[:500]}", signature=failure_signature(result.findings),
+            turns=result.run.turns if result.run else 0, cost_usd=result.run.cost_usd if result.run else 0.0,
+        )
+
+
+class CommandGate:
+    """The target repository's own lint or test command, run in the worktree (in the sandbox)."""
+
+    def __init__(self, name: GateName) -> None:
+        self.name = name
+
+    async def check(self, d: PipelineDeps, run: RunRef, wt: WorktreeRef, n: int,
+                    log: LogFn) -> Finding:
+        check = "lint" if self.name == "lint" else "test"
+        res = await d.checks.run(check, Path(wt.path))
+        output = d.scanner.redact(res.output)
+        entry = CheckRound(round=n, passed=res.passed, exit_code=res.exit_code, timed_out=res.timed_out,
+                           duration_s=round(res.duration_s, 3), output=tail(output))
+        return Finding(
+            round=entry, verdict="passed" if res.passed else "failed", feedback=output,
+            excerpt=f"last output: {tail(output, 1000)[-400:]}", signature=failure_signature(res.output),
+            note=f"{self.name} round {n}: {'passed' if res.passed else 'failed'}",
+        )
+
+
+GATES: dict[GateName, Gate] = {
+    "review": ReviewGate(), "lint": CommandGate("lint"), "test": CommandGate("test"),
+}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 from app.models import Ticket
 from app.prompts.ticket_prompts import sanitize_untrusted
+from app.services.runner.models import GateResult
 
 
 def one_line(text: str, limit: int = 72) -> str:
@@ -28,7 +29,7 @@ def render_pr_body(
     *,
     summary: str,
     diff_summary: str,
-    gates: dict[str, dict[str, Any]],
+    gates: Sequence[GateResult],
     review_findings: str | None,
     turns: int,
     cost_usd: float,
@@ -44,8 +45,8 @@ def render_pr_body(
     lines += ["", "## Gates", "", "| gate | result | fix rounds |", "|---|---|---|"]
     if not gates:
         lines.append("| (none enabled) | | |")
-    for name, g in gates.items():
-        lines.append(f"| {name} | {g.get('outcome', '?')} | {g.get('fix_rounds', 0)} |")
+    for g in gates:
+        lines.append(f"| {g.gate} | {g.outcome} | {g.fix_rounds} |")
     if review_findings:
         lines += ["", "## Review findings", ""]
         lines += _quote(review_findings)

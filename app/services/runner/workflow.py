@@ -1,111 +1,95 @@
-"""The durable pipeline: one DBOS workflow per run, one DBOS step per unit of work.
+"""The durable pipeline: `TicketRunner`, one DBOS class whose step methods are the steps.
 
-DBOS records each step's output; after a crash the workflow is replayed and every finished step
-returns its recorded output instead of running again, so work resumes at the first unfinished step.
-Consequences for this code:
-- the workflow body must be deterministic given step outputs (no clock, no I/O outside steps);
-- step outputs are plain dicts (pickled by DBOS): failures are returned as `{"error": ...}`
-  rather than raised, because our exception classes carry keyword fields that do not round-trip;
-- long steps are `preemptible` so a cancel interrupts them (our subprocess helpers kill their
-  process groups on CancelledError).
-Step names in the run record are DESIGN's: prepare, setup, implement, review, lint, test, commit,
-push, pull_request, report, cleanup.
+One DBOS workflow per run (`run_ticket`), one DBOS step per unit of work. DBOS records each step's
+output; after a crash the workflow is replayed and every finished step returns its recorded output
+instead of running again, so work resumes at the first unfinished step. Hence:
+- `pipeline` (the walk) must be deterministic given the step outputs: no clock, no I/O outside
+  steps. It is a plain method: outside a DBOS workflow the step methods run as plain coroutines,
+  so the fast tests call `pipeline` with in-memory collaborators and no DBOS at all;
+- steps take and return the frozen models of models.py (DBOS pickles the outputs) and fail by
+  raising the picklable `StepFailed` family of errors.py, which DBOS records and raises again on
+  replay; the workflow catches them, reports and finishes the run;
+- the run's shape comes from the recorded `start` step (RunOptions), never from live settings.
+Step rows in the run record use DESIGN's names: prepare, setup, implement, review, lint, test,
+commit, push, pull_request, report, cleanup (a gate's rounds are in its step's detail).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from dbos import DBOS, DBOSConfiguredInstance
 
 from app.logger import bind_run
 from app.models import Ticket
-from app.services.runner import steps as S
+from app.services.runner.delivery import DeliverySteps
 from app.services.runner.deps import PipelineDeps
+from app.services.runner.errors import GateFailed, StepFailed
+from app.services.runner.gates import explain, stop_reason
+from app.services.runner.models import (
+    GateName,
+    GateResult,
+    GateState,
+    ImplementOutcome,
+    Report,
+    RunOptions,
+    RunRef,
+    Usage,
+    WorktreeRef,
+)
+from app.services.runner.steps import WorkSteps
 
 log = logging.getLogger(__name__)
 
 
-class PipelineFailed(Exception):
-    """Internal: a step returned an error; the workflow records it and reports."""
-
-    def __init__(self, step: str, error: str) -> None:
-        super().__init__(f"{step}: {error}")
-        self.step = step
-        self.error = error
-
-
 @DBOS.dbos_class()
-class TicketRunner(DBOSConfiguredInstance):
-    """One instance per process (DBOS finds it again on recovery by its config name). Its
-    collaborators are swapped in by the lifespan through `deps`."""
+class TicketRunner(WorkSteps, DeliverySteps, DBOSConfiguredInstance):
+    """One instance per process under the config name "runner" (DBOS finds it again on recovery by
+    that name). Its collaborators are bound by the engine before DBOS launches (`deps`)."""
 
-    def __init__(self) -> None:
-        self.deps: PipelineDeps | None = None
-        super().__init__(config_name="runner")
+    def __init__(self, deps: PipelineDeps | None = None, *, config_name: str = "runner") -> None:
+        self.deps = deps
+        super().__init__(config_name=config_name)
 
-    @property
-    def d(self) -> PipelineDeps:
-        if self.deps is None:  # pragma: no cover - the lifespan always sets it before launch
-            raise RuntimeError("TicketRunner used before its dependencies were injected")
-        return self.deps
-
-    # ------------------------------------------------------------------ workflow
     @DBOS.workflow()
-    async def run_ticket(self, ticket_data: dict[str, Any]) -> str:
-        run_id = DBOS.workflow_id or "?"
-        ticket = Ticket.model_validate(ticket_data)
-        with bind_run(ticket.key, run_id):
-            return await self._pipeline(run_id, ticket)
+    async def run_ticket(self, ticket_data: dict[str, object]) -> str:
+        """The DBOS boundary: the ticket arrives as the JSON-able data intake enqueued."""
+        run = RunRef(run_id=DBOS.workflow_id or "?", ticket=Ticket.model_validate(ticket_data))
+        with bind_run(run.key, run.run_id):
+            return await self.pipeline(run)
 
-    async def _pipeline(self, run_id: str, ticket: Ticket) -> str:
-        td = ticket.model_dump()
-        # The run's shape comes from the recorded start step, never from the live settings.
-        opts = await self.step_start(run_id, td)
-        rounds = opts["gate_max_rounds"]
-        wt: dict[str, Any] | None = None
-        gates: dict[str, dict[str, Any]] = {}
+    async def pipeline(self, run: RunRef) -> str:
+        """The walk of one ticket; returns the run's final status."""
+        opts = await self.start(run)
+        wt: WorktreeRef | None = None
         try:
-            wt = _ok("prepare", await self.step_prepare(run_id, td))
-            if opts["enable_setup"]:
-                _ok("setup", await self.step_setup(run_id, wt))
-            impl = _ok("implement", await self.step_implement(run_id, td, wt))
-            session_id = impl["session_id"]
-            if not impl["has_changes"]:
-                await self.step_report(run_id, td, "no_changes", None, impl.get("result_text", ""))
-                await self.step_cleanup(run_id, wt, False)
-                return await self.step_finish(run_id, "no_changes", None)
-            review_findings: str | None = None
-            if opts["enable_review"]:
-                gates["review"], session_id, review_findings = await self._review_gate(
-                    run_id, td, wt, session_id, rounds
-                )
-            for gate, enabled in (("lint", opts["enable_lint"]), ("test", opts["enable_tests"])):
-                if enabled:
-                    gates[gate], session_id = await self._check_gate(run_id, gate, wt, session_id, rounds)
-            if opts["dry_run"]:
+            wt = await self.prepare(run)
+            if opts.enable_setup:
+                await self.setup(run, wt)
+            impl = await self.implement(run, wt, opts)
+            if not impl.has_changes:
+                await self.report(run, Report(outcome="no_changes", text=impl.summary))
+                await self.cleanup(run, wt, False)
+                return await self.finish(run, "no_changes", None)
+            gates, usage = await self._gates(run, wt, opts, impl)
+            if opts.dry_run:
                 for name in ("commit", "push", "pull_request"):
-                    await self.step_skip(run_id, name, "DRY_RUN")
-                await self.step_report(run_id, td, "dry_run", None, impl.get("result_text", ""))
-                await self.step_cleanup(run_id, wt, True)
-                return await self.step_finish(run_id, "succeeded", None)
-            _ok("commit", await self.step_commit(run_id, td, wt))
-            _ok("push", await self.step_push(run_id, wt))
-            pr = _ok(
-                "pull_request",
-                await self.step_pull_request(run_id, td, wt, impl.get("result_text", ""), gates,
-                                             review_findings),
-            )
-            await self.step_report(run_id, td, "succeeded", pr["pr_url"], None)
-            await self.step_cleanup(run_id, wt, False)
-            return await self.step_finish(run_id, "succeeded", None)
-        except PipelineFailed as failed:
-            message = f"{failed.step}: {failed.error}"
-            await self.step_report(run_id, td, "failed", None, message)
+                    await self.skip(run, name, "DRY_RUN")
+                await self.report(run, Report(outcome="dry_run", text=impl.summary))
+                await self.cleanup(run, wt, True)
+                return await self.finish(run, "succeeded", None)
+            await self.commit(run, wt)
+            await self.push(run, wt)
+            pr = await self.pull_request(run, wt, impl, gates, usage)
+            await self.report(run, Report(outcome="succeeded", pr_url=pr.url))
+            await self.cleanup(run, wt, False)
+            return await self.finish(run, "succeeded", None)
+        except StepFailed as failed:
+            message = str(failed)
+            await self.report(run, Report(outcome="failed", text=message))
             if wt is not None:
-                await self.step_cleanup(run_id, wt, True)  # keep the worktree for a post-mortem
-            return await self.step_finish(run_id, "failed", message)
+                await self.cleanup(run, wt, True)  # keep the worktree for a post-mortem
+            return await self.finish(run, "failed", message)
         except Exception as exc:
             # A bug or an unexpected error in a step: the run must still end visibly failed, never
             # stay "running". (A DBOS cancel is a BaseException and passes through.) While the
@@ -113,144 +97,38 @@ class TicketRunner(DBOSConfiguredInstance):
             if self.d.stopping:
                 raise
             log.exception("pipeline_crashed")
-            return await self.step_finish(run_id, "failed", f"internal error: {type(exc).__name__}: {exc}")
+            return await self.finish(run, "failed", f"internal error: {type(exc).__name__}: {exc}")
 
-    async def _review_gate(
-        self, run_id: str, td: dict[str, Any], wt: dict[str, Any], session_id: str, limit: int
-    ) -> tuple[dict[str, Any], str, str | None]:
-        rounds: list[dict[str, Any]] = []
-        last_sig: str | None = None
-        for n in range(limit + 1):
-            res = await self.step_review_round(run_id, td, wt, n, rounds)
-            rounds = res["rounds"]
-            if not res["ok"]:
-                # A review that could not be read does not block the PR; it is reported in it.
-                return await self.step_gate_done(run_id, "review", rounds, "error"), session_id, (
-                    f"Review could not be completed: {res['error']}"
-                )
-            if not res["has_issues"]:
-                done = await self.step_gate_done(run_id, "review", rounds, "passed")
-                return done, session_id, res["findings"] or None
-            outcome = _stop_reason(n, limit, res["signature"], last_sig)
-            if outcome:
-                await self.step_gate_done(run_id, "review", rounds, outcome)
-                raise PipelineFailed("review", f"{_explain(outcome, n)}; findings: {res['findings'][:500]}")
-            last_sig = res["signature"]
-            fix = _ok("review", await self.step_fix(run_id, "review", wt, session_id, res["findings"], n + 1,
-                                                    rounds))
-            rounds, session_id = fix["rounds"], fix["session_id"]
-        raise AssertionError("unreachable")  # pragma: no cover
+    async def _gates(self, run: RunRef, wt: WorktreeRef, opts: RunOptions,
+                     impl: ImplementOutcome) -> tuple[tuple[GateResult, ...], Usage]:
+        """The enabled gates in order, each resuming the session the previous one left."""
+        results: list[GateResult] = []
+        session, usage = impl.session_id, impl.usage
+        for gate in opts.gates:
+            result = await self._gate(run, wt, opts, gate, session, usage)
+            results.append(result)
+            session, usage = result.session_id, result.usage
+        return tuple(results), usage
 
-    async def _check_gate(
-        self, run_id: str, gate: str, wt: dict[str, Any], session_id: str, limit: int
-    ) -> tuple[dict[str, Any], str]:
-        rounds: list[dict[str, Any]] = []
-        last_sig: str | None = None
-        for n in range(limit + 1):
-            res = await self.step_check_round(run_id, gate, wt, n, rounds)
-            rounds = res["rounds"]
-            if res["passed"]:
-                return await self.step_gate_done(run_id, gate, rounds, "passed"), session_id
-            outcome = _stop_reason(n, limit, res["signature"], last_sig)
-            if outcome:
-                await self.step_gate_done(run_id, gate, rounds, outcome)
-                raise PipelineFailed(gate, f"{_explain(outcome, n)}; last output: {res['tail'][-400:]}")
-            last_sig = res["signature"]
-            fix = _ok(gate, await self.step_fix(run_id, gate, wt, session_id, res["output"], n + 1, rounds))
-            rounds, session_id = fix["rounds"], fix["session_id"]
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    # ------------------------------------------------------------------ steps
-    @DBOS.step()
-    async def step_start(self, run_id: str, td: dict[str, Any]) -> dict[str, Any]:
-        return await S.start(self.d, run_id, td)
-
-    @DBOS.step()
-    async def step_prepare(self, run_id: str, td: dict[str, Any]) -> dict[str, Any]:
-        return await S.prepare(self.d, run_id, td)
-
-    @DBOS.step(preemptible=True)
-    async def step_setup(self, run_id: str, wt: dict[str, Any]) -> dict[str, Any]:
-        return await S.setup(self.d, run_id, wt)
-
-    @DBOS.step(preemptible=True)
-    async def step_implement(self, run_id: str, td: dict[str, Any], wt: dict[str, Any]) -> dict[str, Any]:
-        return await S.implement(self.d, run_id, td, wt)
-
-    @DBOS.step(preemptible=True)
-    async def step_review_round(
-        self, run_id: str, td: dict[str, Any], wt: dict[str, Any], n: int, rounds: list[dict[str, Any]]
-    ) -> dict[str, Any]:
-        return await S.review_round(self.d, run_id, td, wt, n, rounds)
-
-    @DBOS.step(preemptible=True)
-    async def step_check_round(
-        self, run_id: str, gate: str, wt: dict[str, Any], n: int, rounds: list[dict[str, Any]]
-    ) -> dict[str, Any]:
-        return await S.check_round(self.d, run_id, gate, wt, n, rounds)
-
-    @DBOS.step(preemptible=True)
-    async def step_fix(
-        self, run_id: str, gate: str, wt: dict[str, Any], session_id: str, failure: str, n: int,
-        rounds: list[dict[str, Any]],
-    ) -> dict[str, Any]:
-        return await S.fix(self.d, run_id, gate, wt, session_id, failure, n, rounds)
-
-    @DBOS.step()
-    async def step_gate_done(
-        self, run_id: str, gate: str, rounds: list[dict[str, Any]], outcome: str
-    ) -> dict[str, Any]:
-        return await S.gate_done(self.d, run_id, gate, rounds, outcome)
-
-    @DBOS.step()
-    async def step_skip(self, run_id: str, name: str, reason: str) -> None:
-        await self.d.store.finish_step(run_id, name, "skipped", {"reason": reason})
-
-    @DBOS.step()
-    async def step_commit(self, run_id: str, td: dict[str, Any], wt: dict[str, Any]) -> dict[str, Any]:
-        return await S.commit(self.d, run_id, td, wt)
-
-    @DBOS.step(preemptible=True)
-    async def step_push(self, run_id: str, wt: dict[str, Any]) -> dict[str, Any]:
-        return await S.push(self.d, run_id, wt)
-
-    @DBOS.step()
-    async def step_pull_request(
-        self, run_id: str, td: dict[str, Any], wt: dict[str, Any], summary: str,
-        gates: dict[str, dict[str, Any]], review_findings: str | None,
-    ) -> dict[str, Any]:
-        return await S.pull_request(self.d, run_id, td, wt, summary, gates, review_findings)
-
-    @DBOS.step()
-    async def step_report(
-        self, run_id: str, td: dict[str, Any], outcome: str, pr_url: str | None, text: str | None
-    ) -> None:
-        await S.report(self.d, run_id, td, outcome, pr_url, text)
-
-    @DBOS.step()
-    async def step_cleanup(self, run_id: str, wt: dict[str, Any], keep: bool) -> None:
-        await S.cleanup(self.d, run_id, wt, keep)
-
-    @DBOS.step()
-    async def step_finish(self, run_id: str, status: str, error: str | None) -> str:
-        return await S.finish(self.d, run_id, status, error)
-
-
-def _ok(step: str, out: dict[str, Any]) -> dict[str, Any]:
-    if out.get("error"):
-        raise PipelineFailed(step, out["error"])
-    return out
-
-
-def _stop_reason(n: int, limit: int, sig: str, last_sig: str | None) -> str | None:
-    if n >= limit:
-        return "round_limit"
-    if last_sig is not None and sig == last_sig:
-        return "stagnation"
-    return None
-
-
-def _explain(outcome: str, n: int) -> str:
-    if outcome == "stagnation":
-        return f"the same failure came back after fix round {n} (stagnation)"
-    return f"still failing after {n} fix round(s) (round limit)"
+    async def _gate(self, run: RunRef, wt: WorktreeRef, opts: RunOptions, gate: GateName,
+                    session_id: str, usage: Usage) -> GateResult:
+        """The one gate loop: check; passed → done; unreadable review → done, reported; else stop
+        at the round limit or on stagnation, or feed the failure to a fix round and check again."""
+        state = GateState(gate=gate, session_id=session_id, usage=usage)
+        previous: str | None = None
+        while True:
+            check = await self.gate_check(run, wt, state)
+            state = check.state
+            if check.verdict == "passed":  # a clean review's own words still go into the PR
+                findings = (check.feedback or None) if gate == "review" else None
+                return await self.gate_done(run, state, "passed", findings)
+            if check.verdict == "unreadable":
+                return await self.gate_done(run, state, "error",
+                                            f"Review could not be completed: {check.feedback}")
+            outcome = stop_reason(state.fix_rounds, opts.gate_max_rounds, check.signature, previous)
+            if outcome is not None:
+                await self.gate_done(run, state, outcome)
+                raise GateFailed(gate, f"{explain(outcome, state.fix_rounds)}; {check.excerpt}", outcome,
+                                 state.fix_rounds)
+            previous = check.signature
+            state = await self.gate_fix(run, wt, state, check.feedback, opts)

@@ -216,8 +216,8 @@ class TestReplayUsesRecordedOptions:
                 return [st["function_name"].rsplit(".", 1)[-1] for st in steps]
 
             replayed = svc.client.portal.call(replay_after_implement)
-        assert replayed[:3] == ["step_start", "step_prepare", "step_implement"]
-        assert "step_check_round" not in replayed  # lint was not part of this run
+        assert replayed[:3] == ["start", "prepare", "implement"]
+        assert "gate_check" not in replayed  # lint was not part of this run
 
 
 class TestDeliveryRightAfterARunEnds:
