@@ -152,7 +152,8 @@ class SqlRunStore:
             turns=0, cost_usd=0.0, ticket_json=self.redact(ticket_json),
         ).on_conflict_do_nothing(index_elements=[runs.c.run_id])  # a concurrent creator won: same outcome
         with self.engine.begin() as conn:
-            return conn.execute(stmt).rowcount == 1
+            # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT.
+            return conn.execute(stmt.returning(runs.c.run_id)).first() is not None
 
     def update_run(
         self, run_id: str, *, status: RunStatus | Unset = UNSET, branch: str | Unset | None = UNSET,
