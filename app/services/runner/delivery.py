@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dbos import DBOS
 
-from app.errors import AutoCodeError
+from app.errors import AutoCodeError, WorkspaceError
 from app.services.runner.errors import StepFailed
 from app.services.runner.models import (
     FinalStatus,
@@ -58,8 +58,10 @@ class DeliverySteps(StepBase):
             try:
                 sha = await ws.commit(wt.worktree, message)
             except AutoCodeError as exc:
-                # Re-run after a crash that happened after the commit: nothing left to commit is fine.
-                if not await ws.has_changes(wt.worktree):
+                # Re-run after a crash that happened after the commit: "nothing to commit" (git's
+                # exit 0) on a branch already past its base is fine. Any other failure is not.
+                done = isinstance(exc, WorkspaceError) and exc.exit_code == 0
+                if not (done and await ws.has_changes(wt.worktree)):
                     raise StepFailed("commit", exc.detail) from None
                 sha = None
             row.detail = {"sha": sha, "message": message}
