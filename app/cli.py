@@ -62,20 +62,50 @@ def bind_host(cli_host: str | None, production: bool, environ: Any = os.environ)
     return "0.0.0.0" if production else "127.0.0.1"  # noqa: S104 - production runs in a container
 
 
+def _startup_failed(problems: list[str]) -> int:
+    """Start-up refused: one line on stderr naming every problem, exit code 2, no traceback."""
+    from app.startup import one_line
+
+    print("auto-code: " + one_line("; ".join(problems)), file=sys.stderr, flush=True)
+    return 2
+
+
 def _serve(cli_host: str | None, port: int | None) -> int:
     import logging
 
     import uvicorn
+    from pydantic import ValidationError
 
     from app.config import Settings
+    from app.errors import ConfigError, SandboxError
     from app.hardening import harden_process
-    from app.main import create_app
+    from app.main import _prove_sandbox, create_app
+    from app.startup import check_workspace, describe_validation_error
 
     # First, before any secret is read: same-uid processes (code the agent runs) must not be able
     # to read this process's environment block or memory.
     hardened = harden_process()
-    settings = Settings()
-    app = create_app(settings)
+    # Everything that can refuse the start is checked here, before uvicorn (whose lifespan would turn
+    # it into a traceback) and before the database is opened: the operator gets one line.
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        return _startup_failed([describe_validation_error(exc)])
+    problems: list[str] = []
+    for check in (settings.check_production, lambda: check_workspace(settings.workspace_dir)):
+        try:
+            check()
+        except ConfigError as exc:
+            problems.append(exc.detail)
+    if problems:
+        return _startup_failed(problems)
+    try:
+        app = create_app(settings)
+        # bubblewrap missing, or the self-check (production / SANDBOX_SELF_CHECK) failing. The
+        # lifespan proves it again in the serving process; this run only makes a failure one line.
+        asyncio.run(_prove_sandbox(settings))
+    except (ConfigError, SandboxError) as exc:
+        return _startup_failed([exc.detail])
     logging.getLogger(__name__).info("process_hardened", extra={"measures": hardened})
     # log_config=None: our JSON handlers (installed by create_app) format uvicorn's lines too.
     port = port or settings.claude_code_api_port
