@@ -101,11 +101,12 @@ def _serve(cli_host: str | None, port: int | None) -> int:
         return _startup_failed(problems)
     try:
         app = create_app(settings)
-        # bubblewrap missing, or the self-check (production / SANDBOX_SELF_CHECK) failing. The
-        # lifespan proves it again in the serving process; this run only makes a failure one line.
+        # bubblewrap missing, or the self-check (production / SANDBOX_SELF_CHECK) failing: proved
+        # here, so a failure is one line; the lifespan then skips it (app.state.sandbox_proven).
         asyncio.run(_prove_sandbox(settings))
     except (ConfigError, SandboxError) as exc:
         return _startup_failed([exc.detail])
+    app.state.sandbox_proven = True
     logging.getLogger(__name__).info("process_hardened", extra={"measures": hardened})
     # log_config=None: our JSON handlers (installed by create_app) format uvicorn's lines too.
     port = port or settings.claude_code_api_port

@@ -36,6 +36,7 @@ from app.services.runner.store import AsyncRunStore, SqlRunStore, make_engine
 from app.services.sandbox import get_sandbox
 from app.services.sandbox.probe import self_check
 from app.services.workspace.factory import get_workspace
+from app.startup import check_workspace
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +88,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     log.info("process_hardened", extra={"measures": harden_process()})
     settings: Settings = app.state.settings
-    settings.workspace_dir.mkdir(parents=True, exist_ok=True)
+    check_workspace(settings.workspace_dir)  # ConfigError naming the uid, not a database error
     if settings.scrub_env:
         scrub_secret_env()
     # The run tables are migrated by engine.start(), under the schema lock, with DBOS's launch.
     sync_store = SqlRunStore(make_engine(settings.system_database_url))
     store = AsyncRunStore(sync_store)
     deps = build_deps(settings, store)
-    await _prove_sandbox(settings)
+    if not getattr(app.state, "sandbox_proven", False):  # `auto-code serve` proved it before uvicorn
+        await _prove_sandbox(settings)
     engine = RunEngine(settings, deps)
     await engine.start()
     app.state.store = store
