@@ -1,8 +1,12 @@
-# syntax=docker/dockerfile:1.7
 #
 # auto-code container image.
 #
 #   docker build -t auto-code:latest .        (or: docker compose -f compose/auto-code.yml build)
+#
+# Plain Dockerfile syntax: no `# syntax=` line (which makes BuildKit fetch a frontend image from Docker
+# Hub at build time) and no BuildKit-only instruction (no RUN --mount, no heredocs, no COPY --link/
+# --chmod), so the classic builder of a Docker CLI without buildx, BuildKit and podman/buildah all
+# build it. `.ci/image-smoke` builds it with podman and runs it the way compose does.
 #
 # What is inside, and what is deliberately not:
 # - Python 3.11 (the version the project is developed and tested on) with the locked dependencies,
@@ -28,40 +32,55 @@
 #   the service's uid, and every process keeps its initial environment block (the secrets from
 #   env_file) readable in /proc/<pid>/environ by its own uid. tini's copy is then root-owned; the
 #   service's own copy is closed by app/hardening.py (non-dumpable). Hence no USER instruction: it
-#   would make tini 10001 and leave /proc/1/environ readable to the agent. Consequence:
-#   `docker exec` runs as root unless given `-u autocode` (deployment-plan.md).
+#   would make tini 10001 and leave /proc/1/environ readable to the agent. Consequences:
+#   `docker exec` runs as root unless given `-u autocode` (deployment-plan.md), and root tini needs
+#   CAP_KILL to forward `docker stop`'s SIGTERM to a process of another uid (compose cap_add).
+# - Nothing is written outside /workspace and /tmp at run time: the image runs with a read-only root
+#   filesystem (compose `read_only: true`, /tmp a tmpfs).
 #
-# The image build is not exercised by CI (no Docker engine there); tests/test_shipping.py checks this
-# file's shape and validates compose/auto-code.yml with the compose client.
+# Base images: pinned by tag AND digest where the digest is known (python), by exact version tag
+# otherwise (uv: its release tags are never rebuilt); deployment-plan.md §8 has the update routine.
+# The build backend (hatchling) is pinned in pyproject.toml.
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
 ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.8
 
-# --- uv, pinned (the same version the lock was written with) ------------------------------------
+# --- uv, pinned ----------------------------------------------------------------------------------
 FROM ${UV_IMAGE} AS uv
 
-# --- builder: resolve nothing, install exactly uv.lock into /app/.venv --------------------------
-FROM ${PYTHON_IMAGE} AS builder
+# --- deps: exactly uv.lock's third-party packages in /app/.venv (no project) ----------------------
+# Its own stage, so the runtime copies it as one layer that changes only when pyproject.toml or
+# uv.lock does: a source change does not re-ship the ~510 MB of dependencies.
+FROM ${PYTHON_IMAGE} AS deps
 COPY --from=uv /uv /usr/local/bin/uv
 # Use the image's interpreter (never download one), so the venv's python symlink is valid in the
 # runtime stage, which is built FROM the same image. Byte-compile now: the runtime venv is read-only.
 ENV UV_PYTHON_DOWNLOADS=never \
     UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
+    UV_NO_CACHE=1 \
     UV_PROJECT_ENVIRONMENT=/app/.venv
 WORKDIR /src
-
-# Dependencies first (own layer: only a lock change rebuilds it), then the project itself.
 COPY pyproject.toml uv.lock ./
-RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-install-project
+RUN uv sync --frozen --no-dev --no-install-project
 
+# --- project: the app installed on top; only ITS files are kept, in /overlay ----------------------
+FROM deps AS project
 # README.md is the package's `readme` (hatchling needs it to build the wheel).
 COPY README.md ./
 COPY app ./app
-# --no-editable: the app is installed into site-packages, so the runtime stage needs only the venv.
-RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-editable
+# --no-editable: the app goes into site-packages. What the wheel installed is exactly what its RECORD
+# lists; the build fails if that is ever more than the `app` package, its dist-info and the
+# `auto-code` script, which are copied (with their bytecode) to /overlay at the same paths.
+RUN uv sync --frozen --no-dev --no-editable \
+    && site="$(/app/.venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
+    && record="$(echo "$site"/auto_code-*.dist-info/RECORD)" \
+    && test -f "$record" \
+    && ! sed 's/,.*//' "$record" \
+         | grep -v -e '^app/' -e '^auto_code-[^/]*\.dist-info/' -e '^\.\./\.\./\.\./bin/auto-code$' \
+    && mkdir -p "/overlay$site" /overlay/app/.venv/bin \
+    && cp -a "$site/app" "$site"/auto_code-*.dist-info "/overlay$site/" \
+    && cp -a /app/.venv/bin/auto-code /overlay/app/.venv/bin/
 
 # --- runtime ---------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -71,7 +90,7 @@ FROM ${PYTHON_IMAGE} AS runtime
 # Empty by default: the service itself needs none of them.
 ARG EXTRA_APT_PACKAGES=""
 # Not version-pinned: bookworm point releases replace package versions (security fixes), so a pin
-# would break rebuilds; the base image tag and uv.lock pin what the service depends on.
+# would break rebuilds; the base image digest and uv.lock pin what the service depends on.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends git ca-certificates tini util-linux bubblewrap \
@@ -89,7 +108,9 @@ RUN groupadd --system --gid 10001 autocode \
     && chown autocode:autocode /workspace \
     && chmod 0750 /workspace
 
-COPY --from=builder /app/.venv /app/.venv
+# Two layers: the dependencies (changes with uv.lock only), then the project (a few hundred kB).
+COPY --from=deps /app/.venv /app/.venv
+COPY --from=project /overlay/ /
 
 # NODE_ENV=production turns on the service's fail-fast configuration check (app/config.py):
 # the container refuses to start with missing secrets or .env.example placeholders.
@@ -114,13 +135,17 @@ WORKDIR /app
 EXPOSE 3001
 
 # Runs as root (like docker exec) and touches only the network. urlopen raises on a refused
-# connection, a timeout or any non-2xx answer -> exit 1 -> unhealthy.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=40s --retries=3 \
+# connection, a timeout or any non-2xx answer -> exit 1 -> unhealthy. A 10 s interval: the first probe
+# comes 10 s after start (compose adds start_interval: 1s, which the Dockerfile syntax of the classic
+# builder and of podman cannot express); failures in the first 60 s do not count.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('CLAUDE_CODE_API_PORT', '3001'), timeout=4)"]
 
-# tini (root, PID 1) -> setpriv -> exec of the CMD as uid/gid 10001 with autocode's groups. setpriv
-# keeps the environment (HOME=/home/autocode, the secrets) and execs, so the service is tini's direct
-# child and gets its SIGTERM. Root here needs CAP_SETUID/CAP_SETGID (compose/auto-code.yml cap_add).
+# tini (root, PID 1) -> setpriv -> exec of the CMD as uid/gid 10001 with autocode's groups and the
+# no_new_privs flag (no setuid/setgid bit or file capability can raise it again, even in a plain
+# `docker run` without no-new-privileges). setpriv keeps the environment (HOME=/home/autocode, the
+# secrets) and execs, so the service is tini's direct child and gets its SIGTERM. Root here needs
+# CAP_SETUID/CAP_SETGID, and CAP_KILL to forward signals (compose/auto-code.yml cap_add).
 # `docker run <image> <cmd>` also runs <cmd> as 10001.
-ENTRYPOINT ["/usr/bin/tini", "--", "/usr/bin/setpriv", "--reuid=10001", "--regid=10001", "--init-groups", "--"]
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/bin/setpriv", "--reuid=10001", "--regid=10001", "--init-groups", "--no-new-privs", "--"]
 CMD ["auto-code", "serve"]
