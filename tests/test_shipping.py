@@ -529,6 +529,7 @@ class TestComposeFile:
         # The token reaches cloudflared from its own file; the app's .env never holds it.
         tunnel = services["cloudflared"]
         assert tunnel["env_file"] == ["../.env.tunnel"]
+        assert ".env.tunnel" in (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
         assert "environment" not in tunnel
         assert services["auto-code"]["env_file"] == ["../.env"]
         assert "TUNNEL_TOKEN" not in COMPOSE.read_text(encoding="utf-8").split("services:", 1)[1].replace(
