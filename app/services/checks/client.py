@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,6 +125,7 @@ class CommandChecks:
     async def aclose(self) -> None:
         if self._egress_server is not None:
             self._egress_server.close()
+            shutil.rmtree(self._egress_server.socket_path.parent, ignore_errors=True)
 
     @contextlib.contextmanager
     def _pycache(self) -> Iterator[str]:

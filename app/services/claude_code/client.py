@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -48,7 +49,7 @@ from app.services.claude_code.review_parse import parse_review
 from app.services.claude_code.session import CostBook, LiveSession, Progress, denial_text, new_pidfile
 from app.services.langfuse.base import Tracer
 from app.services.model_proxy import ModelProxy, ModelProxyServer, Usage
-from app.services.sandbox import Endpoint, Sandbox, SandboxCall, get_sandbox
+from app.services.sandbox import SANDBOX_HOME, SANDBOX_TMP, Endpoint, Sandbox, SandboxCall, get_sandbox
 from app.services.workspace.gitenv import sandbox_git_env
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,9 @@ class SdkClaudeCode:
             "ANTHROPIC_API_KEY": token,  # a capability for this call, not the key
             "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{MODEL_PORT}",
             "CLAUDE_CONFIG_DIR": str(state),
+            # On the call's own tmpfs (the launcher passes the SDK's environment through, so these
+            # must be set here, not left to the sandbox's defaults).
+            "HOME": SANDBOX_HOME, "TMPDIR": SANDBOX_TMP,
             **sandbox_git_env(),
         }
 
@@ -243,6 +247,7 @@ class SdkClaudeCode:
             await self._discard(live, graceful=False)
         if self._own_proxy and self._proxy is not None:
             self._proxy.close()  # joins its thread: quick, and the default executor may be gone
+            shutil.rmtree(self._proxy.socket_path.parent, ignore_errors=True)
 
     # ----- one call -----
     async def _traced(self, phase: str, req: AgentRequest, live: LiveSession,

@@ -292,14 +292,21 @@ class GitWorkspace:
         scratch_dir = self.root / "tmp"
         scratch_dir.mkdir(parents=True, exist_ok=True)
         scratch = scratch_dir / f"index-{uuid.uuid4().hex}"
+        # The blobs `add` writes go to a throwaway object directory (the clone's objects are read
+        # through it as an alternate): a change the outbound check refuses - a secret in a file -
+        # must not stay behind as a loose object in the shared clone.
+        objects = scratch_dir / f"objects-{uuid.uuid4().hex}"
+        objects.mkdir()
         try:
             if index.exists():
                 await asyncio.to_thread(shutil.copyfile, index, scratch)
-            env = {"GIT_INDEX_FILE": str(scratch)}
+            env = {"GIT_INDEX_FILE": str(scratch), "GIT_OBJECT_DIRECTORY": str(objects),
+                   "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(self._clone_gitdir / "objects")}
             await self._wt_git(worktree, "add", "-A", env=env)
             yield env
         finally:
             scratch.unlink(missing_ok=True)
+            await asyncio.to_thread(shutil.rmtree, objects, True)
 
     def _restore_clone(self) -> None:
         """The shared clone's config, hooks and info back to the service's state (clonestate.py)."""
