@@ -102,3 +102,21 @@ def test_events_stream_steps_logs_and_final_status(tmp_path: Path) -> None:
     assert "log" in events and events[-1] == "run"
     assert '"status": "succeeded"' in body.split("event: run")[-1]
     assert missing.status_code == 404
+
+
+def test_events_stream_pings_during_a_quiet_step(tmp_path: Path) -> None:
+    """A long step sends nothing for a while: the stream keeps the connection visibly alive with
+    `: ping` comments (SSE_PING_SEC), between the events, with the same events around them."""
+    with running_service(tmp_path, {"delay_s": 2, "tickets": {}}, SSE_PING_SEC="0.2") as svc:
+        run_id = svc.deliver("PROJ-34")["run_id"]
+        with svc.client.stream("GET", f"/runs/{run_id}/events") as resp:
+            body = "".join(resp.iter_text())
+    lines = body.splitlines()
+    pings = [i for i, line in enumerate(lines) if line == ": ping"]
+    assert pings, body
+    # Pings come while the agent works: after `implement` started, before it finished.
+    implement_events = [i for i, line in enumerate(lines)
+                        if line.startswith("data: ") and '"name": "implement"' in line]
+    assert len(implement_events) >= 2 and any(implement_events[0] < p < implement_events[-1] for p in pings)
+    events = re.findall(r"^event: (\w+)$", body, re.M)
+    assert events[-1] == "run" and '"status": "succeeded"' in body.split("event: run")[-1]
