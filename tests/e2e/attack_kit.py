@@ -30,8 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.fakes.anthropic_api import RecordedRequest, Rule, Turn, read, write
-
-SCRATCH = Path(__file__).resolve().parents[2] / ".test-workspaces"
+from tests.scratch import SCRATCH
 
 
 @dataclass

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.fakes.anthropic_api import FakeAnthropicAPI, RecordedRequest, text
+from tests.scratch import SCRATCH
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -362,7 +363,7 @@ def unmasked_dir(prefix: str = "reach-") -> Iterator[Path]:
     /run, /var/tmp or the HOME the tests give the service), so what a test puts there is hidden
     only by the defence under test (the WORKSPACE_DIR mask, the `.env` mask). Under the project's
     git-ignored `.test-workspaces` (as the sandbox's own tests); removed afterwards."""
-    base = REPO_ROOT / ".test-workspaces"
+    base = SCRATCH
     base.mkdir(exist_ok=True)
     path = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
     try:

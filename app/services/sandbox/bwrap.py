@@ -79,7 +79,9 @@ class BwrapSandbox:
         for path in sorted(set(hidden), key=lambda p: len(p.parts)):  # parents before children
             args += ["--tmpfs", str(path)]
         # Shown again read-only: what the processes need to start that lives under a hidden place.
-        again = [Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix), _real(sys.executable).parent]
+        # The relay runs inside: its folder too (a checkout under /tmp or HOME would hide it).
+        again = [Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix), _real(sys.executable).parent,
+                 RELAY.parent]
         again += [Path(p) for p in environ.get("PATH", "").split(os.pathsep) if p]
         again += [Path(p) for p in settings.sandbox_read_paths]
         if settings.claude_cli_path:

@@ -24,13 +24,13 @@ from app.errors import SandboxError
 from app.services.sandbox import BwrapSandbox, Endpoint, Sandbox, SandboxCall, Unsandboxed
 from tests.conftest import make_settings
 from tests.procs import marked_processes, wait_until
+from tests.scratch import SCRATCH
 
 PY = sys.executable
 
 
 # Outside /tmp and HOME, which the sandbox hides wholesale: a workspace there would be hidden for
 # the wrong reason. Production's /workspace is such a place; so is a scratch folder of the checkout.
-SCRATCH = Path(__file__).resolve().parents[3] / ".test-workspaces"
 
 
 @pytest.fixture
@@ -180,7 +180,7 @@ class TestNetwork:
 
     async def test_an_endpoint_reaches_exactly_its_service_socket(self, layout: dict[str, Path],
                                                                   listener: tuple[int, list[bytes]]) -> None:
-        path = Path(f"/tmp/ac-test-{uuid.uuid4().hex[:8]}.sock")  # noqa: S108 - short: 108-byte limit
+        path = Path(f"/tmp/ac-test-{uuid.uuid4().hex[:8]}.sock")
         srv = socket.socket(socket.AF_UNIX)
         srv.bind(str(path))
         srv.listen(4)
