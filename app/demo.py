@@ -115,7 +115,7 @@ async def run_demo(directory: str | None = None, *, as_json: bool = False) -> in
 async def _wait(client: httpx.AsyncClient, run_id: str, limit_s: float = 600) -> dict[str, Any]:
     deadline = time.monotonic() + limit_s
     while True:
-        run = (await client.get(f"/runs/{run_id}")).json()
+        run: dict[str, Any] = (await client.get(f"/runs/{run_id}")).json()  # the API's RunDetail JSON
         if run["status"] in FINAL_STATUSES or time.monotonic() > deadline:
             return run
         await asyncio.sleep(0.1)

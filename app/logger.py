@@ -14,7 +14,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 _ticket: contextvars.ContextVar[str | None] = contextvars.ContextVar("ticket", default=None)
 _run_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("run_id", default=None)
@@ -65,18 +65,22 @@ class _MaxLevel(logging.Filter):
         return record.levelno < self.below
 
 
+class _OwnHandler(logging.StreamHandler[TextIO]):
+    """A stream handler marked as ours, so a second `configure_logging` replaces it."""
+
+    _auto_code = True
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Install the JSON handlers on the root logger and route uvicorn/DBOS through them.
     Idempotent: calling it again replaces our handlers instead of doubling them."""
     fmt = JsonFormatter()
-    out = logging.StreamHandler(sys.stdout)
+    out = _OwnHandler(sys.stdout)
     out.setFormatter(fmt)
     out.addFilter(_MaxLevel(logging.WARNING))
-    err = logging.StreamHandler(sys.stderr)
+    err = _OwnHandler(sys.stderr)
     err.setFormatter(fmt)
     err.setLevel(logging.WARNING)
-    for handler in (out, err):
-        handler._auto_code = True  # type: ignore[attr-defined]
     root = logging.getLogger()
     # Replace only our own handlers: one installed by a host process (pytest's caplog, an embedding
     # application) keeps receiving records.

@@ -30,7 +30,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 DEFAULT_MAX_OUTPUT_CHARS = 50_000
 KILL_GRACE_S = 2.0  # SIGTERM → SIGKILL
@@ -209,6 +209,8 @@ async def run_command(
     timed_out = False
     try:
         if stdin is not None and (pipe := transport.get_pipe_transport(0)) is not None:
+            # fd 0 is the child's stdin, a write pipe; typeshed types every pipe as BaseTransport.
+            pipe = cast(asyncio.WriteTransport, pipe)
             pipe.write(stdin)  # buffered by the loop; close() flushes, then sends EOF
             pipe.close()
         try:

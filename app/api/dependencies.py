@@ -16,16 +16,21 @@ from app.services.runner.engine import RunEngine
 from app.services.runner.store_base import RunStore
 
 
+# Starlette's `app.state` is an untyped attribute bag; the lifespan puts exactly these types there,
+# and each provider's annotated local is where that is stated.
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def get_runner(request: Request) -> RunEngine:
-    return request.app.state.runner
+    runner: RunEngine = request.app.state.runner
+    return runner
 
 
 def get_store(request: Request) -> RunStore:
-    return request.app.state.store
+    store: RunStore = request.app.state.store
+    return store
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

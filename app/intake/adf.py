@@ -324,8 +324,10 @@ def _split_space(text: str) -> tuple[str, str, str]:
 
 def _date(timestamp: object) -> str:
     """ADF dates are epoch milliseconds, usually as a string."""
+    if not isinstance(timestamp, str | int | float):
+        return ""  # int() raises TypeError for every other JSON value
     try:
-        ms = int(timestamp)  # type: ignore[call-overload]
+        ms = int(timestamp)
         return datetime.fromtimestamp(ms / 1000, UTC).date().isoformat()
     except (TypeError, ValueError, OverflowError, OSError):
         return ""

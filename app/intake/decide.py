@@ -17,15 +17,34 @@ Names are compared case-insensitively (Jira treats status names and labels that 
 
 from __future__ import annotations
 
-from app.config import Settings
+from collections.abc import Sequence
+from typing import Protocol
+
 from app.intake.payload import ChangeItem, Envelope
 from app.models import Ticket
+
+
+class Rules(Protocol):
+    """The settings the rules read: `Settings` itself, or the parse pool's `IntakeRules` copy."""
+
+    @property
+    def trigger_status(self) -> str | None: ...
+    @property
+    def trigger_label(self) -> str | None: ...
+    @property
+    def start_on_issue_created(self) -> bool: ...
+    @property
+    def allowed_projects(self) -> Sequence[str]: ...
+    @property
+    def all_projects_allowed(self) -> bool: ...
+    @property
+    def allowed_jira_accounts(self) -> Sequence[str]: ...
 
 CREATED = "jira:issue_created"
 UPDATED = "jira:issue_updated"
 
 
-def event_ignore_reason(env: Envelope, settings: Settings, own_account_id: str | None) -> str | None:
+def event_ignore_reason(env: Envelope, settings: Rules, own_account_id: str | None) -> str | None:
     """Rules that need only the envelope (checked before the issue is parsed, so an ignored event
     with no or partial issue data is still answered 202)."""
     if env.event is not None and env.event not in (CREATED, UPDATED):
@@ -43,14 +62,14 @@ def event_ignore_reason(env: Envelope, settings: Settings, own_account_id: str |
     return None
 
 
-def ticket_ignore_reason(ticket: Ticket, settings: Settings) -> str | None:
+def ticket_ignore_reason(ticket: Ticket, settings: Rules) -> str | None:
     """Rules that need the validated ticket."""
     if not settings.all_projects_allowed and ticket.project not in settings.allowed_projects:
         return f"project {ticket.project} is not in ALLOWED_PROJECTS"
     return None
 
 
-def _created_reason(env: Envelope, settings: Settings) -> str | None:
+def _created_reason(env: Envelope, settings: Rules) -> str | None:
     if settings.start_on_issue_created:
         return None
     status, label = settings.trigger_status, settings.trigger_label
@@ -65,7 +84,7 @@ def _created_reason(env: Envelope, settings: Settings) -> str | None:
     return f"created issue does not carry the trigger ({wanted})"
 
 
-def _update_reason(changes: tuple[ChangeItem, ...], settings: Settings) -> str | None:
+def _update_reason(changes: tuple[ChangeItem, ...], settings: Rules) -> str | None:
     status, label = settings.trigger_status, settings.trigger_label
     if not status and not label:
         return "issue updates do not start work (set TRIGGER_STATUS or TRIGGER_LABEL)"

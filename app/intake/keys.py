@@ -9,6 +9,7 @@ work on are always the same string.
 from __future__ import annotations
 
 import re
+from typing import TypeGuard
 
 from app.errors import BadRequest
 
@@ -19,7 +20,7 @@ KEY_RE = re.compile(r"[A-Z][A-Z0-9_]+-[1-9][0-9]*", re.ASCII)
 MAX_KEY_LEN = 100
 
 
-def is_valid_key(value: object) -> bool:
+def is_valid_key(value: object) -> TypeGuard[str]:
     """True when `value` is a str in the exact key shape (and not absurdly long)."""
     return (
         isinstance(value, str)
@@ -36,7 +37,7 @@ def validate_key(value: object) -> str:
     reach a log line raw), shortened to keep error bodies small.
     """
     if is_valid_key(value):
-        return value  # type: ignore[return-value]
+        return value
     shown = repr(value)
     if len(shown) > 60:
         shown = shown[:57] + "..."

@@ -19,12 +19,15 @@ import concurrent.futures
 import multiprocessing
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.intake.decide import event_ignore_reason
 from app.intake.limits import FieldLimits
 from app.intake.payload import Envelope, parse_json, parse_ticket, read_envelope
 from app.models import Ticket
+
+if TYPE_CHECKING:  # the worker process needs only the IntakeRules copy, not the settings module
+    from app.config import Settings
 
 INLINE_MAX_BYTES = 32 * 1024
 
@@ -43,7 +46,7 @@ class IntakeRules:
     jira_base_url: str | None
 
     @classmethod
-    def from_settings(cls, settings: Any) -> IntakeRules:
+    def from_settings(cls, settings: Settings) -> IntakeRules:
         return cls(
             trigger_status=settings.trigger_status, trigger_label=settings.trigger_label,
             start_on_issue_created=settings.start_on_issue_created,
@@ -59,7 +62,7 @@ def parse_delivery(raw: bytes, rules: IntakeRules, own_account: str | None) -> t
     to ignore the delivery. Raises the intake's 400/413/422 errors (they pickle: message only)."""
     body: dict[str, Any] = parse_json(raw)
     envelope = read_envelope(body)
-    if reason := event_ignore_reason(envelope, rules, own_account):  # type: ignore[arg-type]
+    if reason := event_ignore_reason(envelope, rules, own_account):
         return envelope, reason
     ticket = parse_ticket(body, envelope, jira_base_url=rules.jira_base_url,
                           limits=FieldLimits.from_settings(rules))

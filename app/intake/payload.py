@@ -198,8 +198,8 @@ def _labels(value: object, where: str) -> list[str]:
 
 def _issue_type(value: object) -> str | None:
     # Informational only (it shapes the prompt), so a surprising type is dropped, not refused.
-    if isinstance(value, dict) and isinstance(value.get("name"), str):
-        return value["name"]
+    if isinstance(value, dict) and isinstance(name := value.get("name"), str):
+        return name
     return value if isinstance(value, str) else None
 
 

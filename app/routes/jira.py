@@ -23,7 +23,7 @@ import logging
 
 import limits
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
 
@@ -65,6 +65,8 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.state.parse_pool = ParsePool()  # closed by the lifespan
     app.state.intake_rules = IntakeRules.from_settings(settings)
     _warn_open_intake(settings)
+    # Starlette types every handler as taking a bare Exception though it dispatches by class, so a
+    # handler for one exception type never matches its signature (starlette's typing gap).
     app.add_exception_handler(RateLimitExceeded, _rate_limited)  # type: ignore[arg-type]
     app.include_router(_build_router(limiter, settings.rate_limit))
 
@@ -80,7 +82,7 @@ def _warn_open_intake(settings: Settings) -> None:
                                         "(development only; production requires it)"})
 
 
-def _rate_limited(request: Request, exc: RateLimitExceeded) -> JSONResponse:
+def _rate_limited(request: Request, exc: RateLimitExceeded) -> Response:
     response = JSONResponse(
         {"error": "rate_limited", "detail": f"rate limit exceeded: {exc.detail}"}, status_code=429
     )

@@ -34,7 +34,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """The exponential wait after attempt number `attempt` (1-based) failed."""
-        return self.backoff_base_sec * 2 ** (attempt - 1)
+        return self.backoff_base_sec * 2.0 ** (attempt - 1)
 
 
 async def send_with_retries(

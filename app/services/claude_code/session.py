@@ -34,6 +34,7 @@ from claude_agent_sdk import (
 
 from app.services.claude_code.base import LogFn
 from app.services.claude_code.launcher import kill_tree, read_pid
+from app.services.model_proxy.base import Usage
 
 log = logging.getLogger(__name__)
 _SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -67,7 +68,7 @@ class LiveSession:
         self.run_id = ""  # the run this CLI works for (its sandbox and grant are that run's)
         self.token: str | None = None  # the model proxy capability of this call, if sandboxed
         self.settled = False  # the grant was revoked and its spend counted
-        self.final_usage: Any = None  # what the proxy metered for this call, once settled
+        self.final_usage: Usage | None = None  # what the proxy metered for this call, once settled
         self._lock = asyncio.Lock()
 
     def _on_stderr(self, line: str) -> None:
@@ -147,8 +148,8 @@ class Progress:
 
 def _tool_hint(tool_input: dict[str, Any]) -> str:
     for key in ("file_path", "path", "pattern", "command"):
-        if isinstance(tool_input.get(key), str):
-            return tool_input[key][:200].replace("\n", " ")
+        if isinstance(value := tool_input.get(key), str):
+            return value[:200].replace("\n", " ")
     return ""
 
 

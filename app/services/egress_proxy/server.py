@@ -58,6 +58,7 @@ class Refused(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
         self.status, self.reason = status, reason
+        self.host: str | None = None  # the refused destination, when known (set by _with_host)
 
 
 def normalize_host(raw: str) -> str:
@@ -205,8 +206,8 @@ class EgressProxyServer(UnixSocketServer):
             with contextlib.suppress(Exception):
                 await _answer(conn, writer, 400, "malformed request")
         except Refused as exc:
-            host = getattr(exc, "host", None)
-            log.warning("egress_refused", extra={"host": host, "status": exc.status, "reason": exc.reason})
+            log.warning("egress_refused",
+                        extra={"host": exc.host, "status": exc.status, "reason": exc.reason})
             with contextlib.suppress(Exception):
                 await _answer(conn, writer, exc.status, exc.reason)
 
@@ -288,7 +289,7 @@ class EgressProxyServer(UnixSocketServer):
 
 
 def _with_host(exc: Refused, host: str) -> Refused:
-    exc.host = host  # type: ignore[attr-defined]
+    exc.host = host
     return exc
 
 

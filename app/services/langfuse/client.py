@@ -214,7 +214,7 @@ def _usage_details(usage: Any) -> dict[str, int]:
     out: dict[str, int] = {}
     for key, value in usage.items():
         if isinstance(value, int | float) and not isinstance(value, bool):
-            out[renamed.get(key, key)] = int(value)
+            out[renamed.get(key) or key] = int(value)
     return out
 
 

@@ -62,3 +62,8 @@ class ModelProxy(Protocol):
         """Later requests with `token` get 401 `authentication_error`; a request in flight
         finishes. The usage stays readable. Unknown tokens are ignored. Thread-safe."""
         ...
+
+    def forget(self, token: str) -> None:
+        """Drop the grant and its usage entirely (`usage` then raises KeyError); for a finished
+        call whose usage was read. Unknown tokens are ignored. Thread-safe."""
+        ...

@@ -22,7 +22,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -316,7 +316,7 @@ class ModelProxyServer(UnixSocketServer):
                 cost_usd=round(metered.applied_cost, 6),
             )
 
-    def _authenticate(self, headers: list[tuple[bytes, bytes]]) -> _Grant | None:
+    def _authenticate(self, headers: Sequence[tuple[bytes, bytes]]) -> _Grant | None:
         token: bytes | None = None
         for name, value in headers:
             if name == b"x-api-key":
@@ -506,7 +506,7 @@ def _model_of(body: bytes) -> str | None:
     return model if isinstance(model, str) else None
 
 
-def _declared_length(headers: list[tuple[bytes, bytes]]) -> int:
+def _declared_length(headers: Sequence[tuple[bytes, bytes]]) -> int:
     for name, value in headers:
         if name == b"content-length":
             try:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from app.prompts import ticket_prompts as prompts
+from app.services.checks.base import CheckName
 from app.services.claude_code.base import AgentRequest, LogFn
 from app.services.runner.deps import PipelineDeps
 from app.services.runner.models import (
@@ -120,7 +121,7 @@ class CommandGate:
 
     async def check(self, d: PipelineDeps, run: RunRef, wt: WorktreeRef, n: int,
                     log: LogFn) -> Finding:
-        check = "lint" if self.name == "lint" else "test"
+        check: CheckName = "lint" if self.name == "lint" else "test"
         res = await d.checks.run(check, Path(wt.path))
         output = d.scanner.redact(res.output)
         entry = CheckRound(round=n, passed=res.passed, exit_code=res.exit_code, timed_out=res.timed_out,

@@ -42,7 +42,7 @@ import stat
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from app.config import Settings
@@ -75,7 +75,7 @@ def _remove_tree(path: Path) -> None:
     if not path.exists():
         return
 
-    def make_writable_and_retry(func, failed: str, _exc: BaseException) -> None:
+    def make_writable_and_retry(func: Callable[[str], object], failed: str, _exc: BaseException) -> None:
         parent = os.path.dirname(failed)
         os.chmod(parent, stat.S_IRWXU)
         if os.path.isdir(failed) and not os.path.islink(failed):
