@@ -75,6 +75,7 @@ async def reconcile_once(store: RunStore, *, now: float | None = None) -> list[R
         by_id = {wf.workflow_id: wf for wf in workflows}
         for row in batch:
             wf = by_id.get(row.run_id)
+            ending: tuple[RunStatus, str] | None
             if wf is None:
                 if now - row.created_at < MISSING_WORKFLOW_GRACE_SEC:
                     continue

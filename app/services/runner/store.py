@@ -21,9 +21,9 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, cast, overload
 
 import sqlalchemy as sa
 from dbos import DBOS
@@ -45,6 +45,10 @@ from app.services.runner.tables import logs, runs, steps, usage
 MAX_LOG_LINE = 4000  # chars; a CLI can print very long lines and the log is for humans
 
 
+@overload
+def _dt(epoch: float) -> datetime: ...
+@overload
+def _dt(epoch: float | None) -> datetime | None: ...
 def _dt(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
@@ -68,7 +72,8 @@ def make_engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
-def _row(m: Mapping[str, Any]) -> RunRow:
+def _row(m: sa.RowMapping) -> RunRow:
+    # The status column holds only RunStatus values: every write of it takes a RunStatus.
     return RunRow(
         run_id=m["run_id"], ticket=m["ticket"], status=cast(RunStatus, m["status"]),
         created_at=m["created_at"], updated_at=m["updated_at"], branch=m["branch"], pr_url=m["pr_url"],
@@ -77,7 +82,7 @@ def _row(m: Mapping[str, Any]) -> RunRow:
     )
 
 
-def _view(row: RunRow, step_rows: list[Mapping[str, Any]]) -> RunView:
+def _view(row: RunRow, step_rows: Sequence[sa.RowMapping]) -> RunView:
     return RunView(
         run_id=row.run_id,
         ticket=row.ticket,
@@ -236,7 +241,7 @@ class SqlRunStore:
             step_rows = conn.execute(
                 sa.select(steps).where(steps.c.run_id == run_id).order_by(steps.c.id)
             ).mappings().all()
-        return _view(row, list(step_rows))
+        return _view(row, step_rows)
 
     def list_runs(
         self, *, ticket: str | None = None, status: RunStatus | None = None, limit: int = 50
