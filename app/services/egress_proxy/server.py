@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import h11
 
 from app.services.egress_proxy.base import Resolver
-from app.services.model_proxy.serving import READ_CHUNK, UnixSocketServer
+from app.services.model_proxy.serving import HOP_BY_HOP, READ_CHUNK, UnixSocketServer
 
 log = logging.getLogger(__name__)
 
@@ -35,20 +35,7 @@ CONNECT_TIMEOUT_SEC = 30.0
 _HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$"
 )
-_HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"host",
-    }
-)
+_HOP_BY_HOP = HOP_BY_HOP | {b"host"}  # the proxy writes its own Host for the origin
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 

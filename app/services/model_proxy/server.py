@@ -41,7 +41,7 @@ from app.services.model_proxy.metering import (
     RequestUsage,
     SseUsageScanner,
 )
-from app.services.model_proxy.serving import READ_CHUNK, UnixSocketServer
+from app.services.model_proxy.serving import HOP_BY_HOP, READ_CHUNK, UnixSocketServer
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +52,6 @@ DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 # up after >= 300 s): the CLI decides when a request has taken too long, not the proxy.
 DEFAULT_READ_TIMEOUT_SEC = 900.0
 _PIPELINE_BUFFER_MAX = 1024 * 1024
-HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    }
-)
 # Never forwarded upstream: the caller's credentials (replaced), framing and encoding (ours).
 _DROP_REQUEST = HOP_BY_HOP | {b"x-api-key", b"authorization", b"host", b"content-length", b"accept-encoding"}
 

@@ -22,6 +22,20 @@ log = logging.getLogger(__name__)
 READ_CHUNK = 65536
 _STOP_GRACE_SEC = 10.0
 
+# Headers of one hop, never forwarded by either proxy (RFC 9110 §7.6.1, plus the legacy ones).
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
 
 class UnixSocketServer:
     """Subclasses implement `_serve_connection` and may override `_setup`/`_teardown` (run on the
