@@ -10,9 +10,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_serializer
 
-RunStatus = Literal["queued", "running", "succeeded", "failed", "no_changes", "cancelled"]
+# `waiting`: held before it starts (a spend cap; `hold_reason` says why), still active.
+# `needs_routing`: ended because no single repository matches the ticket; an update starts a new run.
+RunStatus = Literal["queued", "waiting", "running", "succeeded", "failed", "no_changes", "cancelled",
+                    "needs_routing"]
+RunKind = Literal["ticket", "ci_fix", "review_fix"]
 StepStatus = Literal["running", "succeeded", "failed", "skipped", "cancelled"]
-FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "no_changes", "cancelled"})
+FINAL_STATUSES: frozenset[str] = frozenset(
+    {"succeeded", "failed", "no_changes", "cancelled", "needs_routing"}
+)
 
 
 class Ticket(BaseModel):
@@ -65,6 +71,11 @@ class RunView(BaseModel):
     turns: int = 0
     cost_usd: float = 0.0
     error: str | None = None
+    kind: RunKind = "ticket"
+    pr_number: int | None = None
+    parent_run_id: str | None = None
+    repository: str | None = None
+    hold_reason: str | None = None
     steps: list[StepView] = Field(default_factory=list)
 
     @field_serializer("created_at", "updated_at")

@@ -2,7 +2,8 @@
 
 from app.services.runner.deps import PipelineDeps
 from app.services.runner.engine import RunEngine
-from app.services.runner.store import AsyncRunStore, SqlRunStore
+from app.services.runner.store import SqlRunStore
+from app.services.runner.store_async import AsyncRunStore
 from app.services.runner.store_base import LogLine, RunRow, RunStore
 
 __all__ = ["AsyncRunStore", "LogLine", "PipelineDeps", "RunEngine", "RunRow", "RunStore", "SqlRunStore"]

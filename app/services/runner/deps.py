@@ -11,7 +11,7 @@ from app.services.github.base import PullRequests
 from app.services.jira.base import JiraReporter
 from app.services.langfuse.base import Tracer
 from app.services.outbound_scan import SecretScanner
-from app.services.runner.store import AsyncRunStore
+from app.services.runner.store_async import AsyncRunStore
 from app.services.workspace.base import Workspace
 
 

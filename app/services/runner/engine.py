@@ -26,7 +26,7 @@ from app.errors import BadRequest, NotFound
 from app.models import SubmitResult, Ticket
 from app.services.runner.deps import PipelineDeps
 from app.services.runner.reconcile import Reconciled, reconcile_forever, reconcile_once
-from app.services.runner.store import AsyncRunStore
+from app.services.runner.store_async import AsyncRunStore
 from app.services.runner.workflow import TicketRunner
 
 log = logging.getLogger(__name__)

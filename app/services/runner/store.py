@@ -4,9 +4,8 @@ The records live in the same database as DBOS (the SQLite file under WORKSPACE_D
 PostgreSQL of DATABASE_URL) so every instance of a scaled-out service sees every run. Their schema
 is created and migrated by `migrate.upgrade_schema` (versioned migrations under a lock).
 
-`SqlRunStore` does the work synchronously (a few milliseconds per call); `AsyncRunStore` is the
-`RunStore` async callers use: the same methods, each one worker-thread hop, so the shared DBOS
-event loop never blocks.
+`SqlRunStore` does the work synchronously (a few milliseconds per call); `AsyncRunStore`
+(store_async.py) is the `RunStore` async callers use. Rows become views in store_rows.py.
 
 No secret is ever stored: every text the store writes (the ticket copy, step details, log lines,
 the run's error and other fields) first goes through `redact` (set by the composition root to the
@@ -16,21 +15,19 @@ before they are serialised (JSON escaping could otherwise split a value), then o
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from typing import Any, cast, overload
+from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
 from dbos import DBOS
 from pydantic import BaseModel
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.models import FINAL_STATUSES, RunStatus, RunView, StepStatus, StepView
+from app.models import FINAL_STATUSES, RunStatus, RunView, StepStatus
 from app.services.runner.migrate import upgrade_schema
 from app.services.runner.store_base import (
     ACTIVE_STATUSES,
@@ -40,72 +37,12 @@ from app.services.runner.store_base import (
     StepDetail,
     Unset,
 )
+from app.services.runner.store_rows import make_engine, run_row, run_view
 from app.services.runner.tables import logs, runs, steps, usage
 
+__all__ = ["SqlRunStore", "make_engine"]
+
 MAX_LOG_LINE = 4000  # chars; a CLI can print very long lines and the log is for humans
-
-
-@overload
-def _dt(epoch: float) -> datetime: ...
-@overload
-def _dt(epoch: float | None) -> datetime | None: ...
-def _dt(epoch: float | None) -> datetime | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
-
-
-def make_engine(url: str) -> sa.Engine:
-    """An engine for the store: SQLite gets WAL + a busy timeout so DBOS and the store can share the
-    file; PostgreSQL URLs are normalised to psycopg 3."""
-    if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-
-        @sa.event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _rec: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        return engine
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
-
-
-def _row(m: sa.RowMapping) -> RunRow:
-    # The status column holds only RunStatus values: every write of it takes a RunStatus.
-    return RunRow(
-        run_id=m["run_id"], ticket=m["ticket"], status=cast(RunStatus, m["status"]),
-        created_at=m["created_at"], updated_at=m["updated_at"], branch=m["branch"], pr_url=m["pr_url"],
-        session_id=m["session_id"], turns=m["turns"] or 0, cost_usd=m["cost_usd"] or 0.0,
-        error=m["error"], ticket_json=m["ticket_json"],
-    )
-
-
-def _view(row: RunRow, step_rows: Sequence[sa.RowMapping]) -> RunView:
-    return RunView(
-        run_id=row.run_id,
-        ticket=row.ticket,
-        status=row.status,
-        created_at=_dt(row.created_at),
-        updated_at=_dt(row.updated_at),
-        branch=row.branch,
-        pr_url=row.pr_url,
-        session_id=row.session_id,
-        turns=row.turns,
-        cost_usd=round(row.cost_usd, 6),
-        error=row.error,
-        steps=[
-            StepView(
-                name=s["name"],
-                status=s["status"],
-                started_at=_dt(s["started_at"]),
-                finished_at=_dt(s["finished_at"]),
-                detail=json.loads(s["detail_json"] or "{}"),
-            )
-            for s in step_rows
-        ],
-    )
 
 
 class SqlRunStore:
@@ -231,7 +168,7 @@ class SqlRunStore:
     def get_run_row(self, run_id: str) -> RunRow | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().first()
-        return _row(row) if row else None
+        return run_row(row) if row else None
 
     def get_run(self, run_id: str) -> RunView | None:
         row = self.get_run_row(run_id)
@@ -241,7 +178,7 @@ class SqlRunStore:
             step_rows = conn.execute(
                 sa.select(steps).where(steps.c.run_id == run_id).order_by(steps.c.id)
             ).mappings().all()
-        return _view(row, step_rows)
+        return run_view(row, step_rows)
 
     def list_runs(
         self, *, ticket: str | None = None, status: RunStatus | None = None, limit: int = 50
@@ -253,14 +190,14 @@ class SqlRunStore:
             stmt = stmt.where(runs.c.status == status)
         with self.engine.connect() as conn:
             rows = conn.execute(stmt).mappings().all()
-        return [_view(_row(r), []) for r in rows]
+        return [run_view(run_row(r), []) for r in rows]
 
     def list_active(self, *, created_before: float | None = None) -> list[RunRow]:
         stmt = sa.select(runs).where(runs.c.status.in_(ACTIVE_STATUSES)).order_by(runs.c.created_at)
         if created_before is not None:
             stmt = stmt.where(runs.c.created_at < created_before)
         with self.engine.connect() as conn:
-            return [_row(r) for r in conn.execute(stmt).mappings().all()]
+            return [run_row(r) for r in conn.execute(stmt).mappings().all()]
 
     def count_by_status(self) -> dict[str, int]:
         with self.engine.connect() as conn:
@@ -328,82 +265,3 @@ class SqlRunStore:
             ).mappings().all()
         return [LogLine(id=r["id"], run_id=r["run_id"], ts=r["ts"], level=r["level"], message=r["message"])
                 for r in rows]
-
-
-class AsyncRunStore:
-    """The `RunStore` for async callers: each method is `SqlRunStore`'s, in a worker thread (the
-    DBOS context travels with it: `asyncio.to_thread` copies context variables)."""
-
-    def __init__(self, store: SqlRunStore) -> None:
-        self.sync = store
-
-    @property
-    def redact(self) -> Callable[[str], str]:
-        return self.sync.redact
-
-    @redact.setter
-    def redact(self, fn: Callable[[str], str]) -> None:
-        self.sync.redact = fn
-
-    async def create_run(
-        self, run_id: str, ticket: str, ticket_json: str, status: RunStatus = "queued"
-    ) -> bool:
-        return await asyncio.to_thread(self.sync.create_run, run_id, ticket, ticket_json, status)
-
-    async def update_run(
-        self, run_id: str, *, status: RunStatus | Unset = UNSET, branch: str | Unset | None = UNSET,
-        pr_url: str | Unset | None = UNSET, session_id: str | Unset | None = UNSET,
-        error: str | Unset | None = UNSET,
-    ) -> None:
-        await asyncio.to_thread(self.sync.update_run, run_id, status=status, branch=branch, pr_url=pr_url,
-                                session_id=session_id, error=error)
-
-    async def end_run_if_active(self, run_id: str, status: RunStatus, error: str | None) -> bool:
-        return await asyncio.to_thread(self.sync.end_run_if_active, run_id, status, error)
-
-    async def add_usage(
-        self, run_id: str, *, turns: int, cost_usd: float, session_id: str | None,
-        call_id: str | None = None,
-    ) -> None:
-        await asyncio.to_thread(self.sync.add_usage, run_id, turns=turns, cost_usd=cost_usd,
-                                session_id=session_id, call_id=call_id)
-
-    async def start_step(self, run_id: str, name: str, detail: StepDetail | None = None) -> None:
-        await asyncio.to_thread(self.sync.start_step, run_id, name, detail)
-
-    async def update_step_detail(self, run_id: str, name: str, detail: StepDetail) -> None:
-        await asyncio.to_thread(self.sync.update_step_detail, run_id, name, detail)
-
-    async def finish_step(
-        self, run_id: str, name: str, status: StepStatus, detail: StepDetail | None = None
-    ) -> None:
-        await asyncio.to_thread(self.sync.finish_step, run_id, name, status, detail)
-
-    async def fail_running_steps(self, run_id: str, reason: str, status: StepStatus = "failed") -> None:
-        await asyncio.to_thread(self.sync.fail_running_steps, run_id, reason, status)
-
-    async def add_log(self, run_id: str, message: str, level: str = "info") -> None:
-        await asyncio.to_thread(self.sync.add_log, run_id, message, level)
-
-    async def get_run_row(self, run_id: str) -> RunRow | None:
-        return await asyncio.to_thread(self.sync.get_run_row, run_id)
-
-    async def get_run(self, run_id: str) -> RunView | None:
-        return await asyncio.to_thread(self.sync.get_run, run_id)
-
-    async def list_runs(
-        self, *, ticket: str | None = None, status: RunStatus | None = None, limit: int = 50
-    ) -> list[RunView]:
-        return await asyncio.to_thread(self.sync.list_runs, ticket=ticket, status=status, limit=limit)
-
-    async def list_active(self, *, created_before: float | None = None) -> list[RunRow]:
-        return await asyncio.to_thread(self.sync.list_active, created_before=created_before)
-
-    async def count_by_status(self) -> dict[str, int]:
-        return await asyncio.to_thread(self.sync.count_by_status)
-
-    async def logs_after(self, run_id: str, after_id: int = 0, limit: int = 500) -> list[LogLine]:
-        return await asyncio.to_thread(self.sync.logs_after, run_id, after_id, limit)
-
-
-__all__ = ["MAX_LOG_LINE", "AsyncRunStore", "SqlRunStore", "make_engine"]

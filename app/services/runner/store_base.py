@@ -24,9 +24,9 @@ from typing import Any, Final, Protocol
 
 from pydantic import BaseModel
 
-from app.models import RunStatus, RunView, StepStatus
+from app.models import RunKind, RunStatus, RunView, StepStatus
 
-ACTIVE_STATUSES: Final[tuple[RunStatus, ...]] = ("queued", "running")
+ACTIVE_STATUSES: Final[tuple[RunStatus, ...]] = ("queued", "waiting", "running")
 
 # A step's detail: JSON-able data, or a pydantic model (dumped in JSON mode).
 StepDetail = Mapping[str, Any] | BaseModel
@@ -69,6 +69,11 @@ class RunRow:
     cost_usd: float
     error: str | None
     ticket_json: str
+    kind: RunKind = "ticket"
+    pr_number: int | None = None
+    parent_run_id: str | None = None
+    repository: str | None = None
+    hold_reason: str | None = None
 
     @property
     def is_final(self) -> bool:

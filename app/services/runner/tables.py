@@ -27,6 +27,12 @@ runs = sa.Table(
     sa.Column("cost_usd", sa.Float, nullable=False),
     sa.Column("error", sa.Text),
     sa.Column("ticket_json", sa.Text, nullable=False),
+    # Migration 0003: what kind of run, for which PR and repository, and why it is held.
+    sa.Column("kind", sa.String(20), nullable=False, server_default="ticket"),
+    sa.Column("pr_number", sa.Integer),
+    sa.Column("parent_run_id", sa.String(200), index=True),
+    sa.Column("repository", sa.String(200), index=True),
+    sa.Column("hold_reason", sa.Text),
 )
 
 steps = sa.Table(
