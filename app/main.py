@@ -32,7 +32,8 @@ from app.services.langfuse.factory import get_tracer
 from app.services.outbound_scan import SecretScanner
 from app.services.runner.deps import PipelineDeps
 from app.services.runner.engine import RunEngine
-from app.services.runner.store import AsyncRunStore, SqlRunStore, make_engine
+from app.services.runner.store import SqlRunStore, make_engine
+from app.services.runner.store_async import AsyncRunStore
 from app.services.sandbox import get_sandbox
 from app.services.sandbox.probe import self_check
 from app.services.workspace.factory import get_workspace

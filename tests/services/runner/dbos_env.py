@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from dbos import DBOS
 
-from app.services.runner.store import AsyncRunStore, SqlRunStore, make_engine
+from app.services.runner.store import SqlRunStore, make_engine
+from app.services.runner.store_async import AsyncRunStore
 
 EXECUTOR = "test-reconciler"
 

@@ -19,7 +19,8 @@ import pytest
 from dbos import DBOS, SetWorkflowID
 
 from app.services.runner.reconcile import MISSING_WORKFLOW_GRACE_SEC, reconcile_once
-from app.services.runner.store import AsyncRunStore, SqlRunStore, make_engine
+from app.services.runner.store import SqlRunStore, make_engine
+from app.services.runner.store_async import AsyncRunStore
 from tests.services.runner.dbos_env import DbosEnv
 from tests.services.runner.harness import running_service
 
