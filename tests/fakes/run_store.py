@@ -40,12 +40,15 @@ class InMemoryRunStore:
         self.redact = lambda text: text
 
     # ----- runs -----
-    async def create_run(self, run_id: str, ticket: str, ticket_json: str, status: str = "queued") -> bool:
+    async def create_run(self, run_id: str, ticket: str, ticket_json: str, status: str = "queued", *,
+                         kind: str = "ticket", parent_run_id: str | None = None,
+                         pr_number: int | None = None) -> bool:
         if run_id in self.runs:
             return False
         self.runs[run_id] = {"run_id": run_id, "ticket": ticket, "status": status, "ticket_json": ticket_json,
                              "branch": None, "pr_url": None, "session_id": None, "turns": 0, "cost_usd": 0.0,
-                             "error": None}
+                             "error": None, "kind": kind, "parent_run_id": parent_run_id,
+                             "pr_number": pr_number}
         return True
 
     async def update_run(self, run_id: str, **fields: Any) -> None:

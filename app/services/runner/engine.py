@@ -23,7 +23,7 @@ from dbos import DBOS, DBOSConfig, SetEnqueueOptions, SetWorkflowID
 
 from app.config import Settings
 from app.errors import BadRequest, NotFound
-from app.models import SubmitResult, Ticket
+from app.models import RunKind, SubmitResult, Ticket
 from app.services.runner.deps import PipelineDeps
 from app.services.runner.reconcile import Reconciled, reconcile_forever, reconcile_once
 from app.services.runner.store_async import AsyncRunStore
@@ -107,13 +107,18 @@ class RunEngine:
             self._reconciler = None
         DBOS.destroy(destroy_registry=False)
 
-    async def submit(self, ticket: Ticket) -> SubmitResult:
-        """Enqueue a run for the ticket, or name the run already queued/running for its key."""
+    async def submit(self, ticket: Ticket, *, kind: RunKind = "ticket", dedup_key: str | None = None,
+                     parent_run_id: str | None = None, pr_number: int | None = None) -> SubmitResult:
+        """Enqueue a run for the ticket, or name the run already queued/running for its dedup key.
+
+        `dedup_key` defaults to the ticket key (one ticket run at a time); a follow-up run names its
+        own (e.g. per PR and trigger). `kind`, `parent_run_id` and `pr_number` go on the record."""
+        key = dedup_key or ticket.key
         run_id = f"{ticket.key}:{uuid.uuid4()}"
         data = ticket.model_dump()
         for attempt in range(FINISHING_RETRIES + 1):
             with SetWorkflowID(run_id), SetEnqueueOptions(
-                deduplication_id=ticket.key, duplication_policy="return-existing"
+                deduplication_id=key, duplication_policy="return-existing"
             ):
                 handle = await self.queue.enqueue_async(self.runner.run_ticket, data)
             existing = handle.get_workflow_id()
@@ -127,8 +132,9 @@ class RunEngine:
                 return SubmitResult(status="duplicate", run_id=existing)
             await asyncio.sleep(0.05)
         # The workflow's first step also creates the record; whichever comes first wins.
-        await self.store.create_run(run_id, ticket.key, json.dumps(data))
-        log.info("run_queued", extra={"ticket": ticket.key, "run_id": run_id})
+        await self.store.create_run(run_id, ticket.key, json.dumps(data), kind=kind,
+                                    parent_run_id=parent_run_id, pr_number=pr_number)
+        log.info("run_queued", extra={"ticket": ticket.key, "run_id": run_id, "kind": kind})
         return SubmitResult(status="queued", run_id=run_id)
 
     async def cancel(self, run_id: str) -> None:

@@ -27,7 +27,7 @@ from dbos import DBOS
 from pydantic import BaseModel
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.models import FINAL_STATUSES, RunStatus, RunView, StepStatus
+from app.models import FINAL_STATUSES, RunKind, RunStatus, RunView, StepStatus
 from app.services.runner.migrate import upgrade_schema
 from app.services.runner.store_base import (
     ACTIVE_STATUSES,
@@ -87,11 +87,14 @@ class SqlRunStore:
         return None if value is None else self.redact(value)
 
     # ----- runs -----
-    def create_run(self, run_id: str, ticket: str, ticket_json: str, status: RunStatus = "queued") -> bool:
+    def create_run(self, run_id: str, ticket: str, ticket_json: str, status: RunStatus = "queued", *,
+        kind: RunKind = "ticket", parent_run_id: str | None = None, pr_number: int | None = None,
+    ) -> bool:
         now = time.time()
         stmt = self._insert(runs).values(
             run_id=run_id, ticket=ticket, status=status, created_at=now, updated_at=now,
-            turns=0, cost_usd=0.0, ticket_json=self.redact(ticket_json),
+            turns=0, cost_usd=0.0, ticket_json=self.redact(ticket_json), kind=kind,
+            parent_run_id=parent_run_id, pr_number=pr_number,
         ).on_conflict_do_nothing(index_elements=[runs.c.run_id])  # a concurrent creator won: same outcome
         with self.engine.begin() as conn:
             # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from app.models import RunStatus, RunView, StepStatus
+from app.models import RunKind, RunStatus, RunView, StepStatus
 from app.services.runner.store import SqlRunStore
 from app.services.runner.store_base import UNSET, LogLine, RunRow, StepDetail, Unset
 
@@ -30,9 +30,11 @@ class AsyncRunStore:
         self.sync.redact = fn
 
     async def create_run(
-        self, run_id: str, ticket: str, ticket_json: str, status: RunStatus = "queued"
+        self, run_id: str, ticket: str, ticket_json: str, status: RunStatus = "queued", *,
+        kind: RunKind = "ticket", parent_run_id: str | None = None, pr_number: int | None = None,
     ) -> bool:
-        return await asyncio.to_thread(self.sync.create_run, run_id, ticket, ticket_json, status)
+        return await asyncio.to_thread(self.sync.create_run, run_id, ticket, ticket_json, status, kind=kind,
+                                       parent_run_id=parent_run_id, pr_number=pr_number)
 
     async def update_run(
         self, run_id: str, *, status: RunStatus | Unset = UNSET, branch: str | Unset | None = UNSET,

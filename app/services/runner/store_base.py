@@ -109,7 +109,8 @@ class RunStore(Protocol):
     redact: Callable[[str], str]
 
     async def create_run(
-        self, run_id: str, ticket: str, ticket_json: str, status: RunStatus = "queued"
+        self, run_id: str, ticket: str, ticket_json: str, status: RunStatus = "queued", *,
+        kind: RunKind = "ticket", parent_run_id: str | None = None, pr_number: int | None = None,
     ) -> bool:
         """Insert the run unless it exists (either intake or the workflow's first step may come
         first). True when this call created it; a concurrent creator's win is False, not an error."""
