@@ -249,3 +249,70 @@ async def test_the_token_never_reaches_logs_or_errors(
         assert TOKEN not in record.getMessage()
         assert TOKEN not in str(record.__dict__)
     assert TOKEN not in str(info.value) and TOKEN not in repr(info.value)
+
+
+class TestAsGitHubDocumentsIt:
+    """Issue 11 item 7: redirects, rate limits without headers, reuse corrects the base, causes."""
+
+    @pytest.mark.parametrize("status", [301, 307])
+    async def test_a_redirect_is_a_named_error_not_a_success(self, gh: FakeGitHub, status: int) -> None:
+        # A renamed repository: GitHub answers the PR call with a redirect (no PR number in it).
+        location = f"{gh.base_url}/repositories/42/pulls?sig=s3cr3t"
+        gh.inject(status, method="POST", headers={"Location": location},
+                  body={"message": "Moved Permanently", "url": f"{gh.base_url}/repositories/42/pulls"})
+        client = client_for(gh)
+        with pytest.raises(GitHubError) as info:
+            await client.open_or_reuse(head="ticket/d-1", base="main", title="t", body="b")
+        await client.aclose()
+        assert info.value.status == status
+        said = f"GitHub answered {status} (a redirect to {gh.base_url}/repositories/42/pulls)"
+        assert said in info.value.detail
+        assert "renamed or transferred" in info.value.detail and "GITHUB_REPOSITORY" in info.value.detail
+        assert "s3cr3t" not in info.value.detail  # a redirect's query may carry a signature
+        assert gh.prs == [] and len(gh.requests_for("POST")) == 1  # not followed, not retried
+
+    async def test_a_2xx_without_the_documented_fields_is_named(self, gh: FakeGitHub) -> None:
+        gh.inject(201, method="POST", body={"message": "created, trust me"})
+        client = client_for(gh)
+        with pytest.raises(GitHubError) as info:
+            await client.open_or_reuse(head="ticket/d-2", base="main", title="t", body="b")
+        await client.aclose()
+        assert "an object without ['number', 'html_url']" in info.value.detail
+        assert "KeyError" not in str(info.value)
+
+    async def test_rate_limit_without_headers_waits_at_least_a_minute(self, gh: FakeGitHub) -> None:
+        gh.inject(403, method="POST", body={"message": "You have exceeded a secondary rate limit."})
+        sleeps = Sleeps()
+        client = client_for(gh, sleeps)
+        pr = await client.open_or_reuse(head="ticket/d-3", base="main", title="t", body="b")
+        await client.aclose()
+        assert pr.created and sleeps.calls == [60.0]
+
+    async def test_429_without_headers_repeats_longer_then_quotes_github(self, gh: FakeGitHub) -> None:
+        gh.inject(429, times=10, method="GET", body={"message": "API rate limit exceeded for installation"})
+        sleeps = Sleeps()
+        client = client_for(gh, sleeps, retry_budget_sec=200.0)
+        with pytest.raises(GitHubError) as info:
+            await client.open_or_reuse(head="ticket/d-4", base="main", title="t", body="b")
+        await client.aclose()
+        assert sleeps.calls == [60.0, 120.0]  # then 240 s would pass the 200 s budget
+        assert info.value.status == 429
+        assert "API rate limit exceeded for installation" in info.value.detail
+        assert "wait 240s" in info.value.detail
+
+    async def test_reusing_an_open_pr_corrects_its_base(self, gh: FakeGitHub) -> None:
+        gh.add_pr("ticket/d-5", base="develop")
+        client = client_for(gh)
+        pr = await client.open_or_reuse(head="ticket/d-5", base="main", title="t", body="b")
+        await client.aclose()
+        assert not pr.created and pr.base == "main" and gh.prs[0]["base"] == "main"
+        assert gh.requests_for("PATCH")[0].json["base"] == "main"
+
+    async def test_a_404_on_the_pr_names_the_pr_not_the_repository(self, gh: FakeGitHub) -> None:
+        gh.add_pr("ticket/d-6")
+        gh.inject(404, method="PATCH", body={"message": "Not Found"})
+        client = client_for(gh)
+        with pytest.raises(GitHubError) as info:
+            await client.open_or_reuse(head="ticket/d-6", base="main", title="t", body="b")
+        await client.aclose()
+        assert "pull request #1 is gone from acme/widgets" in info.value.detail

@@ -129,3 +129,26 @@ def test_http_remote_gets_the_token_through_git_and_nowhere_else(
     files = [p for p in svc.workspace.rglob("*") if p.is_file()]
     assert any(p.suffix == ".sqlite" for p in files)  # the run records are among them
     assert [p for p in files if text_has_token(p.read_bytes(), TOKEN)] == []
+
+
+def test_a_redirect_from_github_fails_the_run_with_its_cause_and_jira_hears_it(
+    tmp_path: Path, github: FakeGitHub
+) -> None:
+    # Issue 11 item 7: a 307 to the PR call used to push, open no PR, crash with KeyError: 'number'
+    # ("internal error") and skip the Jira report.
+    from tests.fakes.jira_api import FakeJira
+
+    moved = {"Location": f"{github.base_url}/repositories/7/pulls"}
+    github.inject(307, times=10, method="POST", headers=moved)
+    with FakeJira(issues={"PROJ-23": "To Do"}).start() as jira:
+        env = {**_env(github), "JIRA_BASE_URL": jira.base_url, "JIRA_EMAIL": jira.email,
+               "JIRA_API_TOKEN": jira.token}
+        with running_service(tmp_path, **env) as svc:
+            run = svc.run("PROJ-23")
+        comments = jira.comment_texts("PROJ-23")
+    assert run["status"] == "failed"
+    assert run["error"].startswith("pull_request: GitHub answered 307 (a redirect to")
+    assert "KeyError" not in run["error"] and "internal error" not in run["error"]
+    assert step(run, "report")["status"] == "succeeded"
+    assert len(comments) == 1 and "GitHub answered 307" in comments[0]
+    assert github.prs == []
