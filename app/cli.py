@@ -76,10 +76,11 @@ def _serve(cli_host: str | None, port: int | None) -> int:
     import uvicorn
     from pydantic import ValidationError
 
+    from app.composition import prove_sandbox
     from app.config import Settings
     from app.errors import ConfigError, SandboxError
     from app.hardening import harden_process
-    from app.main import _prove_sandbox, create_app
+    from app.main import create_app
     from app.startup import check_workspace, describe_validation_error
 
     # First, before any secret is read: same-uid processes (code the agent runs) must not be able
@@ -100,13 +101,12 @@ def _serve(cli_host: str | None, port: int | None) -> int:
     if problems:
         return _startup_failed(problems)
     try:
-        app = create_app(settings)
         # bubblewrap missing, or the self-check (production / SANDBOX_SELF_CHECK) failing: proved
-        # here, so a failure is one line; the lifespan then skips it (app.state.sandbox_proven).
-        asyncio.run(_prove_sandbox(settings))
+        # here, so a failure is one line; the lifespan then does not prove it again.
+        asyncio.run(prove_sandbox(settings))
+        app = create_app(settings, sandbox_proven=True)
     except (ConfigError, SandboxError) as exc:
         return _startup_failed([exc.detail])
-    app.state.sandbox_proven = True
     logging.getLogger(__name__).info("process_hardened", extra={"measures": hardened})
     # log_config=None: our JSON handlers (installed by create_app) format uvicorn's lines too.
     port = port or settings.claude_code_api_port
@@ -120,7 +120,7 @@ def _serve(cli_host: str | None, port: int | None) -> int:
 async def _recover(executor: str) -> int:
     from app.config import Settings
     from app.hardening import harden_process
-    from app.main import create_app, lifespan
+    from app.main import create_app, lifespan, services_of
 
     harden_process()
 
@@ -128,7 +128,7 @@ async def _recover(executor: str) -> int:
     settings = Settings(QUEUE_WORKER=False)
     app = create_app(settings)
     async with lifespan(app):
-        moved = await app.state.runner.recover_executor(executor)
+        moved = await services_of(app).runner.recover_executor(executor)
     print(json.dumps(moved, indent=2))
     return 0
 

@@ -20,11 +20,13 @@ from typing import Any
 
 import httpx
 
+from app.composition import Collaborators
 from app.config import Settings
 from app.demo_repo import create_demo_repo
 from app.main import create_app, lifespan
 from app.models import FINAL_STATUSES
 from app.proc import run_command
+from app.services.claude_code.scripted import ScriptedClaudeCode
 
 DEMO_TICKET = {
     "key": "DEMO-1",
@@ -82,17 +84,17 @@ async def run_demo(directory: str | None = None, *, as_json: bool = False) -> in
     started = time.perf_counter()
     demo = create_demo_repo(root / "target")
     settings = demo_settings(root, demo.env())
-    app = create_app(settings)
+    # Without a real Claude the demo's scripted editor is supplied like any collaborator.
+    collaborators = Collaborators(
+        claude=None if settings.uses_real_claude else ScriptedClaudeCode(DEMO_SCRIPT)
+    )
+    app = create_app(settings, collaborators)
     print(f"demo workspace: {root}")
     print(f"target remote:  {demo.remote} (branch {demo.base_branch})")
     print(f"claude:         {'real Claude Code' if settings.uses_real_claude else 'offline scripted editor'}")
     print("sandbox:        " + ("bubblewrap" if settings.sandbox == "bwrap"
                                  else "NONE - bubblewrap is not installed (apt-get install bubblewrap)"))
     async with lifespan(app):
-        if not settings.uses_real_claude:
-            from app.services.claude_code.scripted import ScriptedClaudeCode
-
-            app.state.deps.claude = ScriptedClaudeCode(DEMO_SCRIPT)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://demo") as client:
             answer = (await client.post("/webhook/jira", json=DEMO_TICKET)).json()

@@ -1,6 +1,5 @@
-"""One-line providers over `app.state` (filled by the lifespan) and their `Annotated` aliases.
-
-Routes declare `runner: RunnerDep` and tests swap a provider with `app.dependency_overrides`.
+"""One-line providers over the `Services` the lifespan built (app/composition.py) and their
+`Annotated` aliases. Routes declare `runner: RunnerDep`; nothing else reads `app.state`'s services.
 """
 
 from __future__ import annotations
@@ -10,30 +9,41 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.composition import Services
 from app.config import Settings
 from app.errors import Unauthorized
 from app.services.runner.engine import RunEngine
 from app.services.runner.store_base import RunStore
 
 
-# Starlette's `app.state` is an untyped attribute bag; the lifespan puts exactly these types there,
-# and each provider's annotated local is where that is stated.
+# Starlette's `app.state` is an untyped attribute bag: create_app puts the Settings there and the
+# lifespan the Services; these annotated locals are where their types are stated.
 def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
 def get_runner(request: Request) -> RunEngine:
-    runner: RunEngine = request.app.state.runner
-    return runner
+    return get_services(request).runner
 
 
 def get_store(request: Request) -> RunStore:
-    store: RunStore = request.app.state.store
-    return store
+    return get_services(request).store
+
+
+def get_jira_account_id(request: Request) -> str | None:
+    """The service's own Jira account (its own events are not new work), if known."""
+    return get_services(request).jira_account_id
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ServicesDep = Annotated[Services, Depends(get_services)]
+JiraAccountDep = Annotated[str | None, Depends(get_jira_account_id)]
 RunnerDep = Annotated[RunEngine, Depends(get_runner)]
 StoreDep = Annotated[RunStore, Depends(get_store)]
 

@@ -1,6 +1,6 @@
 """`POST /webhook/jira`: authenticate, validate, decide, enqueue — and answer within milliseconds.
 
-The route never does the work: it hands a validated `Ticket` to `app.state.runner.submit` (a durable,
+The route never does the work: it hands a validated `Ticket` to the runner's `submit` (a durable,
 deduplicated enqueue) and answers 202 `{"status": "queued"|"duplicate", "run_id"}` or 202
 `{"status": "ignored", "reason"}`. Bad input raises the `app.errors` classes (400/401/413/415/422),
 rendered `{"error", "detail"}` by the app's handler; never a 5xx for bad input and never 409 (Jira
@@ -9,7 +9,8 @@ read) → body size (413) → auth (401) → media type (415) → JSON (400/422)
 
 `install(app, settings)` is called by `create_app`: it builds this app's slowapi `Limiter` (on
 `app.state.limiter`, keyed on the real client behind trusted proxies), its 429 handler and the
-router. At request time the route reads `settings`, `runner` and `jira_account_id` from `app.state`.
+router. At request time the route gets the runner and the service's own Jira account through
+app/api/dependencies.py, and reads what `install` put on `app.state` (settings, limiter, rules).
 
 Parsing (JSON decode, envelope, ticket with its ADF render) of a big body runs in a worker
 process (`app.intake.parse_pool`): the C JSON decoder keeps the GIL while it runs, so a thread would
@@ -27,6 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
 
+from app.api.dependencies import JiraAccountDep, RunnerDep
 from app.config import Settings
 from app.errors import ConfigError
 from app.intake import (
@@ -39,6 +41,7 @@ from app.intake import (
 )
 from app.intake.auth import SIGNATURE_HEADER, TOKEN_HEADER
 from app.intake.parse_pool import IntakeRules, ParsePool
+from app.services.runner.engine import RunEngine
 
 logger = logging.getLogger(__name__)
 
@@ -98,14 +101,15 @@ def _build_router(limiter: Limiter, rate_limit: str) -> APIRouter:
 
     @router.post(WEBHOOK_PATH, status_code=202)
     @limiter.limit(rate_limit)
-    async def jira_webhook(request: Request) -> JSONResponse:
+    async def jira_webhook(request: Request, runner: RunnerDep,
+                           own_account: JiraAccountDep) -> JSONResponse:
         """Accept one Jira delivery (system webhook, Automation rule or custom body)."""
-        return await _handle(request)
+        return await _handle(request, runner, own_account)
 
     return router
 
 
-async def _handle(request: Request) -> JSONResponse:
+async def _handle(request: Request, runner: RunEngine, own_account: str | None) -> JSONResponse:
     state = request.app.state
     settings: Settings = state.settings
     raw = await read_body_limited(request, settings.max_body_bytes)
@@ -117,14 +121,14 @@ async def _handle(request: Request) -> JSONResponse:
         has_query=bool(request.url.query),
     )
     check_content_type(request.headers.get("content-type"))
-    own_account = getattr(state, "jira_account_id", None) or settings.jira_account_id
-    envelope, decided = await state.parse_pool.parse(raw, state.intake_rules, own_account)
+    envelope, decided = await state.parse_pool.parse(raw, state.intake_rules,
+                                                     own_account or settings.jira_account_id)
     if isinstance(decided, str):
         return _ignored(decided, envelope.event)
     ticket = decided
     if reason := ticket_ignore_reason(ticket, settings):
         return _ignored(reason, envelope.event, ticket=ticket.key)
-    result = await state.runner.submit(ticket)
+    result = await runner.submit(ticket)
     logger.info(
         "webhook_accepted",
         extra={"ticket": ticket.key, "run_id": result.run_id, "status": result.status,

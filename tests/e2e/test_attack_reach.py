@@ -33,7 +33,7 @@ from fastapi.testclient import TestClient
 from pydantic_settings import SettingsConfigDict
 
 from app.config import Settings
-from app.main import create_app
+from app.main import create_app, services_of
 from app.services.claude_code.client import MODEL_PORT, run_state_dir
 from app.services.model_proxy import pricing
 from app.services.sandbox import SOCKET_DIR
@@ -289,7 +289,7 @@ class TestModelKey:
                     run = svc.run("PROJ-84", timeout=120)
                     in_bash = parse_reach(bash_output(model))
                     token = in_bash["env-model-key"].detail
-                    proxy = svc.app.state.deps.claude._proxy
+                    proxy = services_of(svc.app).deps.claude._proxy
                     revoked = control = None
                     if proxy is not None:  # (SANDBOX=none has none)
                         revoked = proxy_status(proxy.socket_path, token)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from app.main import services_of
 from tests.e2e.conftest import (
     GH_TOKEN,
     IMPLEMENT,
@@ -144,7 +145,7 @@ class TestResumeAfterRestart:
         model.script(Rule(prompt_contains=fix_marker("lint"), turns=[
             edit("{cwd}/notes.md", "hello   \n", "hello\n"), text("Removed the trailing spaces.")]))
         with e2e(ENABLE_LINT=1) as second:  # same WORKSPACE_DIR, SQLite and EXECUTOR_ID: DBOS recovers
-            assert second.app.state.deps.claude is not first.app.state.deps.claude
+            assert services_of(second.app).deps.claude is not services_of(first.app).deps.claude
             run = second.wait(run_id)
         assert run["status"] == "succeeded", run["error"]
         fix = requests_with(model, fix_marker("lint"))

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from app.main import services_of
 from tests.intake.conftest import load_fixture, load_raw
 from tests.intake.webhook_client import assert_error, post, runs, service
 
@@ -68,7 +69,7 @@ class TestShapesStartWork:
         body = load_fixture("system_issue_created_adf")
         body["issue"]["key"] = "PROJ-143"
         accepted(client, body, "PROJ-143")
-        stored = client.app.state.store  # type: ignore[attr-defined]
+        stored = services_of(client.app).store
         import anyio
 
         row = anyio.run(stored.get_run_row, runs(client, "PROJ-143")[0]["run_id"])

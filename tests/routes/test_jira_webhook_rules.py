@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.intake.limits import TRUNCATED_MARKER
+from app.main import services_of
 from tests.intake.conftest import load_fixture
 from tests.intake.webhook_client import assert_error, post, runs, service
 
@@ -30,7 +31,7 @@ def created(key: str, *, labels: list[str] | None = None, status: str = "To Do")
 
 def stored_ticket(client: TestClient, key: str) -> dict[str, Any]:
     (run,) = runs(client, key)
-    row = anyio.run(client.app.state.store.get_run_row, run["run_id"])  # type: ignore[attr-defined]
+    row = anyio.run(services_of(client.app).store.get_run_row, run["run_id"])
     return json.loads(row["ticket_json"])
 
 

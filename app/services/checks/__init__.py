@@ -2,13 +2,12 @@
 
 from app.services.checks.base import CheckName, CheckResult, Checks
 from app.services.checks.client import CommandChecks
-from app.services.checks.factory import cache_clear, get_checks
+from app.services.checks.factory import build_checks
 
 __all__ = [
     "CheckName",
     "CheckResult",
     "Checks",
     "CommandChecks",
-    "cache_clear",
-    "get_checks",
+    "build_checks",
 ]

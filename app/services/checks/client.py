@@ -24,7 +24,7 @@ from app.config import Settings
 from app.proc import scrubbed_env
 from app.services.checks.base import CheckName, CheckResult
 from app.services.egress_proxy import EgressProxyServer
-from app.services.sandbox import SANDBOX_TMP, Endpoint, Sandbox, SandboxCall, get_sandbox
+from app.services.sandbox import SANDBOX_TMP, Endpoint, Sandbox, SandboxCall, build_sandbox
 from app.services.workspace.gitenv import sandbox_git_env
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class CommandChecks:
     """See `base.Checks.run` for the contract."""
 
     def __init__(self, settings: Settings, sandbox: Sandbox | None = None) -> None:
-        self.sandbox = sandbox if sandbox is not None else get_sandbox(settings)
+        self.sandbox = sandbox if sandbox is not None else build_sandbox(settings)
         # The one way out for a setup that must download dependencies: an allowlisting proxy of the
         # service, started on first use (SETUP_ALLOWED_HOSTS; nothing without it).
         self._egress_server: EgressProxyServer | None = None

@@ -1,8 +1,8 @@
-"""Builds the process's one `Checks` from Settings (called from the lifespan, never at import).
+"""Builds the `Checks` from Settings (the composition root calls it once, never at import).
 
 The commands always run for real (the demo points them at its seed project's python scripts);
-`ScriptedChecks` (tests/fakes/checks.py) is for tests, which construct it directly. Cached per
-Settings object (Settings is not hashable, so the key is its identity); tests call `cache_clear()`.
+`ScriptedChecks` (tests/fakes/checks.py) is for tests, which inject it through `Collaborators`.
+Each call builds a new one.
 """
 
 from __future__ import annotations
@@ -10,13 +10,10 @@ from __future__ import annotations
 from app.config import Settings
 from app.services.checks.base import Checks
 from app.services.checks.client import CommandChecks
-from app.services.singleton import per_settings
+from app.services.sandbox.base import Sandbox
 
 
-@per_settings
-def get_checks(settings: Settings) -> Checks:
-    """The cached `Checks` for these settings (one per Settings object)."""
-    return CommandChecks(settings)
+def build_checks(settings: Settings, sandbox: Sandbox | None = None) -> Checks:
+    """The commands of these settings, run in `sandbox` (built from settings when None)."""
+    return CommandChecks(settings, sandbox=sandbox)
 
-
-cache_clear = get_checks.cache_clear

@@ -3,7 +3,7 @@ one (`ScriptedClaudeCode`), both implementing `ClaudeCode` (base.py)."""
 
 from app.services.claude_code.base import AgentRequest, AgentRun, ClaudeCode, ReviewResult
 from app.services.claude_code.client import SdkClaudeCode
-from app.services.claude_code.factory import cache_clear, get_claude_code
+from app.services.claude_code.factory import build_claude_code
 from app.services.claude_code.review_parse import ParsedReview, parse_review
 from app.services.claude_code.scripted import MockCall, ScriptedClaudeCode
 
@@ -16,7 +16,6 @@ __all__ = [
     "ReviewResult",
     "ScriptedClaudeCode",
     "SdkClaudeCode",
-    "cache_clear",
-    "get_claude_code",
+    "build_claude_code",
     "parse_review",
 ]

@@ -49,7 +49,7 @@ from app.services.claude_code.review_parse import parse_review
 from app.services.claude_code.session import CostBook, LiveSession, Progress, denial_text, new_pidfile
 from app.services.langfuse.base import Tracer
 from app.services.model_proxy import ModelProxy, ModelProxyServer, Usage
-from app.services.sandbox import SANDBOX_HOME, SANDBOX_TMP, Endpoint, Sandbox, SandboxCall, get_sandbox
+from app.services.sandbox import SANDBOX_HOME, SANDBOX_TMP, Endpoint, Sandbox, SandboxCall, build_sandbox
 from app.services.workspace.gitenv import sandbox_git_env
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ class SdkClaudeCode:
         self._cli = settings.claude_cli_path or bundled_cli()
         self._run_dir = config_dir / "run"
         self._costs = CostBook(config_dir / "auto-code-sessions")
-        self._sandbox = sandbox if sandbox is not None else get_sandbox(settings)
+        self._sandbox = sandbox if sandbox is not None else build_sandbox(settings)
         self._own_proxy = False
         if self._sandbox.name != "none" and model_proxy is None:
             # A short private directory: a Unix socket path must fit in 108 bytes.

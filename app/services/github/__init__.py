@@ -2,7 +2,7 @@
 
 from app.services.github.base import PullRequest, PullRequests
 from app.services.github.client import GitHubPullRequests
-from app.services.github.factory import cache_clear, get_pull_requests
+from app.services.github.factory import build_pull_requests
 from app.services.github.local import LocalPullRequests
 
 __all__ = [
@@ -10,6 +10,5 @@ __all__ = [
     "LocalPullRequests",
     "PullRequest",
     "PullRequests",
-    "cache_clear",
-    "get_pull_requests",
+    "build_pull_requests",
 ]

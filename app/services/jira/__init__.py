@@ -3,7 +3,7 @@
 from app.services.jira.adf import adf_text, to_adf
 from app.services.jira.base import JiraReporter
 from app.services.jira.client import JiraRestReporter
-from app.services.jira.factory import cache_clear, get_jira_reporter
+from app.services.jira.factory import build_jira_reporter
 from app.services.jira.recording import Comment, RecordingJiraReporter, RemoteLink, Transition
 
 __all__ = [
@@ -14,7 +14,6 @@ __all__ = [
     "RemoteLink",
     "Transition",
     "adf_text",
-    "cache_clear",
-    "get_jira_reporter",
+    "build_jira_reporter",
     "to_adf",
 ]

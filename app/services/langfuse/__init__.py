@@ -2,7 +2,7 @@
 
 from app.services.langfuse.base import Tracer
 from app.services.langfuse.client import LangfuseTracer
-from app.services.langfuse.factory import cache_clear, get_tracer
+from app.services.langfuse.factory import build_tracer
 from app.services.langfuse.noop import NoopTracer
 
-__all__ = ["LangfuseTracer", "NoopTracer", "Tracer", "cache_clear", "get_tracer"]
+__all__ = ["LangfuseTracer", "NoopTracer", "Tracer", "build_tracer"]

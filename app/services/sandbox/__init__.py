@@ -2,7 +2,7 @@
 
 from app.services.sandbox.base import SANDBOX_HOME, SANDBOX_TMP, SOCKET_DIR, Endpoint, Sandbox, SandboxCall
 from app.services.sandbox.bwrap import BwrapSandbox
-from app.services.sandbox.factory import get_sandbox
+from app.services.sandbox.factory import build_sandbox
 from app.services.sandbox.unsandboxed import Unsandboxed
 
 __all__ = [
@@ -14,5 +14,5 @@ __all__ = [
     "Sandbox",
     "SandboxCall",
     "Unsandboxed",
-    "get_sandbox",
+    "build_sandbox",
 ]

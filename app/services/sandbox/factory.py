@@ -1,5 +1,7 @@
-"""Builds the process's one `Sandbox` from Settings (called from the lifespan and the factories of
-the collaborators that start untrusted processes: checks and the Claude client)."""
+"""Builds a `Sandbox` from Settings. The composition root (app/composition.py) calls it once and
+hands the one sandbox to the collaborators that start untrusted processes (checks, the Claude
+client); each call builds a new one.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +11,11 @@ from app.config import Settings
 from app.services.sandbox.base import Sandbox
 from app.services.sandbox.bwrap import BwrapSandbox
 from app.services.sandbox.unsandboxed import Unsandboxed
-from app.services.singleton import per_settings
 
 log = logging.getLogger(__name__)
 
 
-@per_settings
-def get_sandbox(settings: Settings) -> Sandbox:
+def build_sandbox(settings: Settings) -> Sandbox:
     """`SANDBOX=bwrap` -> BwrapSandbox (raises SandboxError when bubblewrap is missing);
     `SANDBOX=none` -> Unsandboxed, with a loud warning."""
     if settings.sandbox == "none":
@@ -24,5 +24,3 @@ def get_sandbox(settings: Settings) -> Sandbox:
         return Unsandboxed()
     return BwrapSandbox(settings)
 
-
-cache_clear = get_sandbox.cache_clear

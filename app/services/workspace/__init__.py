@@ -2,6 +2,6 @@
 
 from app.services.workspace.base import Workspace, Worktree
 from app.services.workspace.client import GitWorkspace
-from app.services.workspace.factory import cache_clear, get_workspace
+from app.services.workspace.factory import build_workspace
 
-__all__ = ["GitWorkspace", "Workspace", "Worktree", "cache_clear", "get_workspace"]
+__all__ = ["GitWorkspace", "Workspace", "Worktree", "build_workspace"]

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from app.proc import run_command, scrubbed_env
-from app.services.checks import CheckResult, Checks, CommandChecks, get_checks
-from app.services.checks.factory import cache_clear
+from app.services.checks import CheckResult, Checks, CommandChecks, build_checks
+from app.services.sandbox.unsandboxed import Unsandboxed
 from tests.conftest import make_settings
 from tests.fakes.checks import ScriptedChecks
 from tests.gitrepos import git, make_remote
@@ -110,12 +110,12 @@ class TestCommandChecks:
         assert not lint.passed and "trailing whitespace" in lint.output
         assert not test.passed and "FAIL" in test.output
 
-    def test_factory_caches_per_settings(self, tmp_path: Path) -> None:
-        cache_clear()
+    def test_factory_builds_command_checks_in_the_given_sandbox(self, tmp_path: Path) -> None:
         s = make_settings(tmp_path / "ws")
-        assert get_checks(s) is get_checks(s) and isinstance(get_checks(s), CommandChecks)
-        assert get_checks(make_settings(tmp_path / "ws")) is not get_checks(s)
-        cache_clear()
+        sandbox = Unsandboxed()
+        checks = build_checks(s, sandbox)
+        assert isinstance(checks, CommandChecks) and checks.sandbox is sandbox
+        assert build_checks(s, sandbox) is not checks  # no cache: the composition root calls it once
 
 
 class TestStaleBytecode:

@@ -12,7 +12,7 @@ import pytest
 from app.errors import AgentError
 from app.models import Ticket
 from app.prompts.ticket_prompts import fix_prompt, implementation_prompt, review_prompt
-from app.services.claude_code import ScriptedClaudeCode, SdkClaudeCode, cache_clear, get_claude_code
+from app.services.claude_code import ScriptedClaudeCode, SdkClaudeCode, build_claude_code
 from app.services.claude_code.base import AgentRequest
 
 TICKET = Ticket(key="PROJ-12", summary="Add a greeting page", description="Say hello.")
@@ -139,16 +139,10 @@ async def test_delay_is_cancellable_and_the_call_recorded(tmp_path: Path) -> Non
     assert not (tmp_path / "docs").exists()
 
 
-def test_factory_picks_by_settings_and_caches_per_settings(settings_factory) -> None:
-    cache_clear()
+def test_factory_picks_by_settings_and_builds_anew(settings_factory) -> None:
     mock_settings = settings_factory()
     sdk_settings = settings_factory(CLAUDE_CLIENT="sdk", ANTHROPIC_API_KEY="sk-ant-x")
-    try:
-        mock = get_claude_code(mock_settings)
-        assert isinstance(mock, ScriptedClaudeCode)
-        assert get_claude_code(mock_settings) is mock
-        assert isinstance(get_claude_code(sdk_settings), SdkClaudeCode)
-        cache_clear()
-        assert get_claude_code(mock_settings) is not mock
-    finally:
-        cache_clear()
+    mock = build_claude_code(mock_settings)
+    assert isinstance(mock, ScriptedClaudeCode)
+    assert isinstance(build_claude_code(sdk_settings), SdkClaudeCode)
+    assert build_claude_code(mock_settings) is not mock  # no cache: built once by the root

@@ -10,14 +10,11 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from app.config import Settings
 from app.services.github import (
     GitHubPullRequests,
     LocalPullRequests,
-    cache_clear,
-    get_pull_requests,
+    build_pull_requests,
 )
 
 
@@ -96,27 +93,19 @@ class TestFactory:
         return Settings(_env_file=None, WORKSPACE_DIR=str(tmp_path), **env)  # type: ignore[call-arg]
 
     def test_local_records_without_a_token(self, tmp_path: Path) -> None:
-        cache_clear()
-        prs = get_pull_requests(self.make(tmp_path))
+        prs = build_pull_requests(self.make(tmp_path))
         assert isinstance(prs, LocalPullRequests) and prs.path == tmp_path / "pull-requests.json"
 
-    async def test_the_api_with_a_token_and_one_instance_per_settings(self, tmp_path: Path) -> None:
-        cache_clear()
+    async def test_the_api_with_a_token_and_a_new_instance_per_call(self, tmp_path: Path) -> None:
         settings = self.make(tmp_path, GH_TOKEN="ghp_x", GITHUB_REPOSITORY="acme/widgets")
-        prs = get_pull_requests(settings)
+        prs = build_pull_requests(settings)
         assert isinstance(prs, GitHubPullRequests)
-        assert get_pull_requests(settings) is prs
-        assert get_pull_requests(self.make(tmp_path, GH_TOKEN="ghp_x", GITHUB_REPOSITORY="a/b")) is not prs
+        again = build_pull_requests(settings)
+        assert again is not prs  # no cache: the composition root builds it once per lifetime
+        await again.aclose()
         await prs.aclose()
-        cache_clear()
 
     def test_github_client_local_wins_over_a_token(self, tmp_path: Path) -> None:
-        cache_clear()
         settings = self.make(tmp_path, GH_TOKEN="ghp_x", GITHUB_CLIENT="local")
-        assert isinstance(get_pull_requests(settings), LocalPullRequests)
-        cache_clear()
+        assert isinstance(build_pull_requests(settings), LocalPullRequests)
 
-
-@pytest.fixture(autouse=True)
-def _clear_factory() -> None:
-    cache_clear()

@@ -14,8 +14,7 @@ from app.services.jira import (
     JiraRestReporter,
     RecordingJiraReporter,
     adf_text,
-    cache_clear,
-    get_jira_reporter,
+    build_jira_reporter,
     to_adf,
 )
 from tests.fakes.jira_api import FakeJira
@@ -187,13 +186,11 @@ class TestRecordingReporter:
 
 class TestFactory:
     def test_rest_when_configured_else_recording(self, jira: FakeJira, tmp_path: Path) -> None:
-        cache_clear()
         on = settings_for(jira)
         off = Settings(_env_file=None, WORKSPACE_DIR=str(tmp_path))  # type: ignore[call-arg]
-        assert isinstance(get_jira_reporter(on), JiraRestReporter)
-        assert get_jira_reporter(on) is get_jira_reporter(on)
-        assert isinstance(get_jira_reporter(off), RecordingJiraReporter)
-        cache_clear()
+        assert isinstance(build_jira_reporter(on), JiraRestReporter)
+        assert build_jira_reporter(on) is not build_jira_reporter(on)  # no cache: one per call
+        assert isinstance(build_jira_reporter(off), RecordingJiraReporter)
 
 
 def test_adf_round_trips_paragraphs_breaks_and_links() -> None:

@@ -15,8 +15,7 @@ from app.config import Settings
 from app.services.langfuse import (
     LangfuseTracer,
     NoopTracer,
-    cache_clear,
-    get_tracer,
+    build_tracer,
 )
 from tests.fakes.otlp_capture import OtlpCapture
 from tests.fakes.tracer import RecordingTracer
@@ -146,32 +145,29 @@ class TestExport:
 
 class TestWithoutKeys:
     def test_nothing_is_sent_and_nothing_fails(self, otlp: OtlpCapture, tmp_path: Path) -> None:
-        cache_clear()
         settings = settings_for(otlp.base_url, tmp_path, LANGFUSE_PUBLIC_KEY=None, LANGFUSE_SECRET_KEY=None)
-        tracer = get_tracer(settings)
+        tracer = build_tracer(settings)
         assert isinstance(tracer, NoopTracer)
         with tracer.agent_span(ticket_key="PROJ-6", run_id="PROJ-6:n", phase="implement") as info:
             info.update(session_id="s", turns=1, cost_usd=0.1, usage=USAGE)
         tracer.flush()
         tracer.shutdown()
-        cache_clear()
         assert otlp.wait_for_spans(1, timeout=0.3) == [] and otlp.requests == []
 
     def test_one_key_alone_is_not_enough(self, otlp: OtlpCapture, tmp_path: Path) -> None:
-        cache_clear()
         settings = settings_for(otlp.base_url, tmp_path, LANGFUSE_SECRET_KEY=None)
-        assert isinstance(get_tracer(settings), NoopTracer)
-        cache_clear()
+        assert isinstance(build_tracer(settings), NoopTracer)
 
 
-def test_factory_builds_one_langfuse_tracer_per_settings(otlp: OtlpCapture, tmp_path: Path) -> None:
-    cache_clear()
+def test_factory_builds_a_new_langfuse_tracer_per_call(otlp: OtlpCapture, tmp_path: Path) -> None:
+    # No factory cache: a second service lifetime must not get the first one's (shut down) tracer.
     settings = settings_for(otlp.base_url, tmp_path)
-    tracer = get_tracer(settings)
-    assert isinstance(tracer, LangfuseTracer) and get_tracer(settings) is tracer
+    tracer = build_tracer(settings)
+    again = build_tracer(settings)
+    assert isinstance(tracer, LangfuseTracer) and again is not tracer
+    again.shutdown()
     assert tracer.endpoint == f"{otlp.base_url}/api/public/otel/v1/traces"
     tracer.shutdown()
-    cache_clear()
 
 
 def test_recording_tracer_keeps_the_filled_fields() -> None:

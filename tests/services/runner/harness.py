@@ -1,20 +1,24 @@
 """A running service for pipeline tests: the real app (lifespan, DBOS on SQLite, queue, runner),
-real git against a bare demo remote, local PR records, and a scripted Claude swapped in after
-start-up. Tests deliver tickets through `POST /webhook/jira` and read results through the runs API.
+real git against a bare demo remote, local PR records, and a scripted Claude supplied through
+`Collaborators` (the path production's composition root takes). Tests deliver tickets through
+`POST /webhook/jira` and read results through the runs API.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 
-from app.main import create_app
+from app.composition import Collaborators, Services
+from app.config import Settings
+from app.main import create_app, services_of
 from app.models import FINAL_STATUSES
 from app.services.claude_code.scripted import ScriptedClaudeCode
 from app.services.github.local import LocalPullRequests
@@ -49,8 +53,12 @@ class Service:
     def prs(self) -> list[dict[str, Any]]:
         return LocalPullRequests(self.workspace / "pull-requests.json").records()
 
+    @property
+    def services(self) -> Services:
+        return services_of(self.app)
+
     def logs(self, run_id: str) -> list[str]:
-        return [line.message for line in self.app.state.store.sync.logs_after(run_id)]
+        return [line.message for line in self.services.store.sync.logs_after(run_id)]
 
 
 def step(run: dict[str, Any], name: str) -> dict[str, Any]:
@@ -60,12 +68,17 @@ def step(run: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def running_service(tmp_path: Path, script: dict[str, Any] | None = None, **env: Any) -> Iterator[Service]:
+def running_service(tmp_path: Path, script: dict[str, Any] | None = None, *,
+                    collaborators: Callable[[Settings], Collaborators] | None = None,
+                    **env: Any) -> Iterator[Service]:
+    """`collaborators`: builds what the test supplies from the service's settings (the scripted
+    Claude of `script` is added unless it supplies its own)."""
     demo = make_remote(tmp_path / "target")
     settings = workspace_settings(tmp_path, demo, **{k: str(v) for k, v in env.items()})
-    app = create_app(settings)
+    given = collaborators(settings) if collaborators else Collaborators()
+    claude = given.claude if isinstance(given.claude, ScriptedClaudeCode) else None
+    claude = claude or ScriptedClaudeCode(script or {})
+    app = create_app(settings, dataclasses.replace(given, claude=given.claude or claude))
     with TestClient(app) as client:
-        claude = ScriptedClaudeCode(script or {})
-        app.state.deps.claude = claude
         yield Service(client=client, app=app, remote=demo.remote, workspace=settings.workspace_dir,
                       claude=claude)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from app.composition import Collaborators
+from app.config import Settings
+from app.services.workspace import GitWorkspace, Worktree
 from tests.gitrepos import git, remote_sha
 from tests.services.runner.harness import running_service, step
 
@@ -184,11 +187,14 @@ class Broken(RuntimeError):
 
 class TestUnexpectedErrors:
     def test_a_crashing_collaborator_still_ends_the_run_failed(self, tmp_path: Path) -> None:
-        with running_service(tmp_path) as svc:
-            async def explode(_wt: object) -> bool:
+        class BrokenWorkspace(GitWorkspace):
+            async def has_changes(self, worktree: Worktree) -> bool:  # a fault right after implement
                 raise Broken("disk on fire")
 
-            svc.app.state.deps.workspace.has_changes = explode  # one-off fault, after implement
+        def broken(settings: Settings) -> Collaborators:
+            return Collaborators(workspace=BrokenWorkspace(settings))
+
+        with running_service(tmp_path, collaborators=broken) as svc:
             run = svc.run("PROJ-13")
         assert run["status"] == "failed"
         assert run["error"] == "internal error: Broken: disk on fire"
@@ -231,14 +237,16 @@ class TestDeliveryRightAfterARunEnds:
         with running_service(tmp_path, {"delay_s": 30, "tickets": {}}) as svc:
             first = svc.deliver("PROJ-16")["run_id"]
             # Freeze the window: the record says "succeeded", DBOS still holds the key ...
-            svc.app.state.store.sync.update_run(first, status="succeeded")
+            svc.services.store.sync.update_run(first, status="succeeded")
+
+            pending: list[asyncio.Task[None]] = []  # a reference, so the task is not collected
 
             async def release_soon() -> None:  # ... until the workflow really ends, 0.3 s later
                 async def later() -> None:
                     await asyncio.sleep(0.3)
                     await DBOS.cancel_workflow_async(first)
 
-                svc.app.state.release_task = asyncio.get_running_loop().create_task(later())
+                pending.append(asyncio.get_running_loop().create_task(later()))
 
             svc.client.portal.call(release_soon)
             second = svc.client.post("/webhook/jira", json={"key": "PROJ-16", "summary": "again"}).json()

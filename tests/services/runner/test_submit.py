@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from app.main import services_of
 from app.models import SubmitResult, Ticket
 from tests.intake.webhook_client import service
 
@@ -20,7 +21,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
 
 
 def submit(client: TestClient, ticket: Ticket, **kw: object) -> SubmitResult:
-    engine = client.app.state.runner  # type: ignore[attr-defined]
+    engine = services_of(client.app).runner
     assert client.portal is not None
     result: SubmitResult = client.portal.call(lambda: engine.submit(ticket, **kw))
     return result

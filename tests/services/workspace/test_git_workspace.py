@@ -13,8 +13,7 @@ import pytest
 from app.demo_repo import DemoRepo
 from app.errors import WorkspaceError
 from app.proc import run_command
-from app.services.workspace import GitWorkspace, get_workspace
-from app.services.workspace.factory import cache_clear
+from app.services.workspace import GitWorkspace, build_workspace
 from tests.gitrepos import commit_to_remote, git, make_remote, remote_sha, workspace_settings
 
 
@@ -260,10 +259,7 @@ class TestErrors:
 
 
 class TestFactory:
-    def test_cached_per_settings_object(self, tmp_path: Path, demo: DemoRepo) -> None:
-        cache_clear()
-        s1, s2 = workspace_settings(tmp_path, demo), workspace_settings(tmp_path, demo)
-        assert get_workspace(s1) is get_workspace(s1)
-        assert get_workspace(s1) is not get_workspace(s2)
-        assert isinstance(get_workspace(s1), GitWorkspace)
-        cache_clear()
+    def test_a_new_git_workspace_per_call(self, tmp_path: Path, demo: DemoRepo) -> None:
+        s1 = workspace_settings(tmp_path, demo)
+        assert isinstance(build_workspace(s1), GitWorkspace)
+        assert build_workspace(s1) is not build_workspace(s1)  # no cache: built once by the root
