@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     reconcile_interval_sec: float = Field(60.0, ge=0, alias="RECONCILE_INTERVAL_SEC")
     # Keep-alive comment on a quiet runs events stream (GET /runs/{id}/events), in seconds.
     sse_ping_sec: float = Field(15.0, gt=0, alias="SSE_PING_SEC")
+    # How long a dashboard sign-in lasts (hours; the signed session cookie's expiry). The cookie is
+    # signed with a key derived from OPERATOR_TOKEN: rotating the token signs everyone out.
+    dashboard_session_hours: float = Field(12.0, gt=0, le=720, alias="DASHBOARD_SESSION_HOURS")
     # Remove secret variables from the process environment once read (no subprocess inherits them).
     scrub_env: bool = Field(True, alias="SCRUB_ENV")
 
@@ -84,6 +87,9 @@ class Settings(BaseSettings):
     repo_url: str | None = Field(None, alias="REPO_URL")
     repo_dir: Path | None = Field(None, alias="REPO_DIR")
     base_branch: str = Field("main", alias="BASE_BRANCH")
+    # Several repositories (TOML or YAML; app/repositories/load.py): each with its own URL, GitHub
+    # repository, commands, gates, limits and routing rules. Unset: the settings above are the one.
+    repositories_file: Path | None = Field(None, alias="REPOSITORIES_FILE")
     git_author_name: str = Field("auto-code", alias="GIT_AUTHOR_NAME")
     git_author_email: str = Field("auto-code@users.noreply.github.com", alias="GIT_AUTHOR_EMAIL")
 
@@ -183,6 +189,23 @@ class Settings(BaseSettings):
     jira_api_token: SecretStr | None = Field(None, alias="JIRA_API_TOKEN")
     jira_account_id: str | None = Field(None, alias="JIRA_ACCOUNT_ID")
     jira_done_transition: str | None = Field(None, alias="JIRA_DONE_TRANSITION")
+    # Progress: one comment per run, edited in place as steps finish (app/services/jira/progress.py).
+    jira_progress_comments: bool = Field(True, alias="JIRA_PROGRESS_COMMENTS")
+    jira_start_transition: str | None = Field(None, alias="JIRA_START_TRANSITION")
+    jira_progress_timeout_sec: float = Field(10.0, gt=0, le=120, alias="JIRA_PROGRESS_TIMEOUT_SEC")
+    # Where people reach this service (the run page `/ui/runs/<id>` is linked from Jira).
+    public_base_url: str | None = Field(None, alias="PUBLIC_BASE_URL")
+
+    # --- Spend caps (USD; unset = no cap; app/services/spend/) ---
+    spend_cap_daily_usd: float | None = Field(None, gt=0, alias="SPEND_CAP_DAILY_USD")
+    spend_cap_monthly_usd: float | None = Field(None, gt=0, alias="SPEND_CAP_MONTHLY_USD")
+    # Per project: `PROJ=20,OPS=5` (project key = the ticket key's prefix).
+    spend_project_daily_caps_usd: Annotated[dict[str, float], NoDecode] = Field(
+        default_factory=dict, alias="SPEND_PROJECT_DAILY_CAPS_USD")
+    spend_project_monthly_caps_usd: Annotated[dict[str, float], NoDecode] = Field(
+        default_factory=dict, alias="SPEND_PROJECT_MONTHLY_CAPS_USD")
+    spend_warn_ratio: float = Field(0.8, gt=0, lt=1, alias="SPEND_WARN_RATIO")
+    spend_check_interval_sec: float = Field(60.0, gt=0, alias="SPEND_CHECK_INTERVAL_SEC")
 
     # --- Langfuse (optional) ---
     langfuse_public_key: SecretStr | None = Field(None, alias="LANGFUSE_PUBLIC_KEY")
@@ -208,6 +231,21 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_projects(cls, value: list[str]) -> list[str]:
         return [p.upper() for p in value]
+
+    @field_validator("spend_project_daily_caps_usd", "spend_project_monthly_caps_usd", mode="before")
+    @classmethod
+    def _parse_caps(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        caps: dict[str, str] = {}
+        for item in value.split(","):
+            if not item.strip():
+                continue
+            project, sep, amount = item.partition("=")
+            if not sep or not project.strip():
+                raise ValueError(f"expected PROJECT=USD, got {item!r}")
+            caps[project.strip().upper()] = amount.strip()
+        return caps
 
     @field_validator("allowed_jira_accounts", mode="before")
     @classmethod
@@ -289,8 +327,10 @@ class Settings(BaseSettings):
         if not self.is_production:
             return
         problems: list[str] = []
-        if not self.repo_url:
-            problems.append("REPO_URL is required")
+        if self.repositories_file is not None:
+            pass  # the repositories file names them (load_repositories checks it at start-up)
+        elif not self.repo_url:
+            problems.append("REPO_URL is required (or REPOSITORIES_FILE)")
         elif _is_placeholder(self.repo_url):
             problems.append("REPO_URL is a placeholder value")
         for name, value in (("ANTHROPIC_API_KEY", self.anthropic_api_key), ("GH_TOKEN", self.gh_token)):

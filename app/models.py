@@ -32,6 +32,13 @@ class Ticket(BaseModel):
     labels: list[str] = Field(default_factory=list)
     url: str | None = None
     source: str = "custom"  # system_webhook | automation | custom
+    # What routing reads (app/repositories/routing.py): component names, and custom field values as
+    # text (several values joined by newlines), as the delivery or Jira's REST API had them.
+    components: list[str] = Field(default_factory=list)
+    fields: dict[str, str] = Field(default_factory=dict)
+    # The comment thread as text, oldest first (read from Jira when credentials are set):
+    # context for the agent, as untrusted as the description.
+    comments: list[str] = Field(default_factory=list)
 
     @property
     def project(self) -> str:

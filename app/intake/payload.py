@@ -23,6 +23,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from app.errors import BadRequest, PayloadTooLarge, Unprocessable
+from app.intake import routing_fields
 from app.intake.adf import adf_to_text, is_adf
 from app.intake.keys import validate_key
 from app.intake.limits import FieldLimits
@@ -159,6 +160,8 @@ def parse_ticket(
         labels=limits.labels(_labels(fields.get("labels"), fwhere + "labels")),
         url=_browse_url(issue.get("self"), key, jira_base_url),
         source=envelope.source,
+        components=routing_fields.components(fields),
+        fields=routing_fields.custom_fields(fields),
     )
 
 

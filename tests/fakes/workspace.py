@@ -152,3 +152,11 @@ class InMemoryWorkspace:
             state.pop(worktree.path, None)
         self.removed.append(worktree.path)
 
+    async def read_base_file(self, base_sha: str, path: str, max_bytes: int = 65_536) -> str | None:
+        """The seed's file (the fake's base branch): `seed_files`, else `seed_dir`'s."""
+        if path in self.seed_files:
+            return self.seed_files[path]
+        if self.seed_dir is not None and (self.seed_dir / path).is_file():
+            return (self.seed_dir / path).read_text()
+        return None
+

@@ -69,3 +69,10 @@ class Workspace(Protocol):
     async def remove(self, worktree: Worktree) -> None:
         """`git worktree remove --force` and prune; missing worktrees are not an error."""
         ...
+
+    async def read_base_file(self, base_sha: str, path: str, max_bytes: int = 65_536) -> str | None:
+        """The text of the regular file `path` in commit `base_sha` (the base branch `prepare`
+        fetched), read from the shared clone's objects with the service's git - never from the
+        worktree or the ticket's branch, which the agent writes. None when the commit has no such
+        file; WorkspaceError when it is not a regular file or is over `max_bytes`."""
+        ...

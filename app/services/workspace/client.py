@@ -45,6 +45,8 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from app.config import Settings
 from app.errors import WorkspaceError
 from app.proc import CommandResult, run_command
@@ -101,13 +103,21 @@ class GitWorkspace:
         network_timeout: float = 600.0,
         local_timeout: float = 120.0,
         lock_timeout: float = 1800.0,
+        root: Path | None = None,
+        source: str | None = None,
+        base_branch: str | None = None,
+        token: SecretStr | None = None,
     ) -> None:
-        self.root = settings.workspace_dir.absolute()
+        """`root`, `source`, `base_branch`, `token`: one repository of several (app/repositories/)
+        - its own directory (clone, worktrees, transit, lock), URL, base branch and GitHub token -
+        instead of WORKSPACE_DIR, REPO_URL/REPO_DIR, BASE_BRANCH and GH_TOKEN."""
+        self.root = (root or settings.workspace_dir).absolute()
         self.repo_dir = self.root / "repo"
         self.worktrees_dir = self.root / "worktrees"
-        self.base_branch = settings.base_branch
-        self._source = settings.repo_source
-        self._token = settings.gh_token.get_secret_value() if settings.gh_token else None
+        self.base_branch = base_branch or settings.base_branch
+        self._source = source or settings.repo_source
+        token = token if token is not None else settings.gh_token
+        self._token = token.get_secret_value() if token else None
         self._identity = {
             "GIT_AUTHOR_NAME": settings.git_author_name,
             "GIT_AUTHOR_EMAIL": settings.git_author_email,
@@ -232,6 +242,27 @@ class GitWorkspace:
             else:
                 await asyncio.to_thread(_remove_tree, worktree.path)
         logger.info("worktree_removed", extra={"branch": worktree.branch, "path": str(worktree.path)})
+
+    async def read_base_file(self, base_sha: str, path: str, max_bytes: int = 65_536) -> str | None:
+        """The file at `path` in the commit `base_sha` (the fetched base branch), read from the
+        shared clone's objects - never from a worktree, which the agent writes. None when absent."""
+        if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", base_sha) or path.startswith(("-", "/")):
+            raise WorkspaceError(f"invalid base file reference {base_sha[:12]}:{path[:60]}")
+        async with self._repo_lock():
+            listed = await self._clone_git("ls-tree", "-z", base_sha, "--", path)
+            entry = listed.output.split("\0")[0]
+            meta, _, name = entry.partition("\t")
+            parts = meta.split()
+            if not entry or name != path or len(parts) != 3:
+                return None
+            mode, kind, sha = parts
+            if kind != "blob" or mode not in ("100644", "100755"):  # a link or a directory is no config
+                raise WorkspaceError(f"{path} on the base branch is not a regular file ({mode} {kind})")
+            res = await self._clone_git("cat-file", "-s", sha)
+            if int(res.output.strip() or 0) > max_bytes:
+                raise WorkspaceError(f"{path} on the base branch is over {max_bytes} bytes")
+            blob = await self._clone_git("cat-file", "blob", sha)
+        return blob.output
 
     # ----- internals -----
     def _source_url(self) -> str:
