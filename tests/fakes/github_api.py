@@ -7,10 +7,12 @@
 
 Serves, under an optional path prefix (`prefix="/api/v3"` mimics GitHub Enterprise):
 `GET /repos/{o}/{r}/pulls?head=<o>:<branch>&state=open|closed|all`, `POST /repos/{o}/{r}/pulls`,
-`GET|PATCH /repos/{o}/{r}/pulls/{n}`. It answers like GitHub: 401 "Bad credentials" without the
-right `Authorization: Bearer|token <token>`, 404 for another repository, 422 "Validation Failed"
-for a missing field, head == base ("No commits between"), a head not in `branches` (when given), or
-a second open PR for the same head ("A pull request already exists").
+`GET|PATCH /repos/{o}/{r}/pulls/{n}` (with `merged`, `head.sha` from `sha_of`), and everything after
+the PR is opened through `activity` (github_activity.py: checks, Actions jobs and logs, reviews,
+comments, collaborators; signed webhooks: github_webhooks.py). It answers like GitHub: 401 "Bad
+credentials" without the right `Authorization: Bearer|token <token>`, 404 for another repository,
+422 "Validation Failed" for a missing field, head == base ("No commits between"), a head not in
+`branches` (when given), or a second open PR for the same head ("A pull request already exists").
 
 `prs` holds the records (number, head, base, title, body, state, html_url); `requests` every
 request (method, path without the prefix, query, headers, json). `inject(status, times=, headers=,
@@ -21,10 +23,12 @@ body=, method=, path_contains=)` makes the next matching requests fail (e.g. 502
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fakes.github_activity import PullActivity, _Text
 from tests.fakes.loopback import LoopbackHandler, LoopbackServer
 
 _PULLS = re.compile(r"^/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/pulls(?:/(?P<number>\d+))?/?$")
@@ -54,7 +58,10 @@ class _Handler(LoopbackHandler):
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         req = RecordedRequest(self.command, path, query, self.lower_headers(), body)
         status, extra, payload = self.fake.handle(req)
-        self.send_json(status, payload, extra)
+        if isinstance(payload, _Text):
+            self.send_bytes(status, payload.encode(), extra.pop("Content-Type", "text/plain"), extra)
+        else:
+            self.send_json(status, payload, extra)
 
     do_GET = do_POST = do_PATCH = _serve
 
@@ -70,13 +77,16 @@ class FakeGitHub(LoopbackServer):
         token: str = "ghp_fake_token_0123456789",  # noqa: S107 - a test credential
         prefix: str = "",
         branches: set[str] | None = None,
+        sha_of: Callable[[str], str] | None = None,
     ) -> None:
         super().__init__()
         self.owner, self.repo, self.token = owner, repo, token
         self.prefix = prefix.rstrip("/")
         self.branches = branches
+        self.sha_of = sha_of  # branch → its head sha (e.g. read from the bare remote); "" when unset
         self.prs: list[dict[str, Any]] = []
         self.requests: list[RecordedRequest] = []
+        self.activity = PullActivity(owner, repo, lambda: self.base_url)
 
     @property
     def slug(self) -> str:
@@ -93,6 +103,19 @@ class FakeGitHub(LoopbackServer):
     def requests_for(self, method: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.method == method]
 
+    def pr(self, number: int) -> dict[str, Any]:
+        """The pull request as the REST API shows it (head sha read through `sha_of`)."""
+        with self.lock:
+            return self._view(next(p for p in self.prs if p["number"] == number))
+
+    def merge(self, number: int, *, merged: bool = True) -> dict[str, Any]:
+        """Close the PR on GitHub, merged or not; returns its view."""
+        with self.lock:
+            pr = next(p for p in self.prs if p["number"] == number)
+            pr["state"], pr["merged"] = "closed", merged
+            pr["merged_at"] = "2026-12-01T13:00:00Z" if merged else None
+            return self._view(pr)
+
     # ----- behaviour (called with self.lock held) -----
     def _create(self, head: str, base: str, title: str, body: str, state: str = "open") -> dict[str, Any]:
         number = len(self.prs) + 1
@@ -104,10 +127,13 @@ class FakeGitHub(LoopbackServer):
         return pr
 
     def _view(self, pr: dict[str, Any]) -> dict[str, Any]:
+        sha = self.sha_of(pr["head"]) if self.sha_of else ""
         return {
             "number": pr["number"], "html_url": pr["html_url"], "state": pr["state"],
-            "title": pr["title"], "body": pr["body"],
-            "head": {"ref": pr["head"], "label": f"{self.owner}:{pr['head']}"},
+            "title": pr["title"], "body": pr["body"], "draft": False,
+            "merged": pr.get("merged", False), "merged_at": pr.get("merged_at"),
+            "user": {"login": self.activity.token_login, "type": "Bot"},
+            "head": {"ref": pr["head"], "sha": sha, "label": f"{self.owner}:{pr['head']}"},
             "base": {"ref": pr["base"], "label": f"{self.owner}:{pr['base']}"},
         }
 
@@ -116,10 +142,16 @@ class FakeGitHub(LoopbackServer):
             self.requests.append(req)
             if (fault := self.take_fault(req.method, req.path)) is not None:
                 return fault
+            if req.path.startswith("/_logs/"):  # a pre-signed download: no Authorization
+                return self.activity.handle(req.method, req.path, req.query, req.headers, req.json) or (
+                    404, {}, {"message": "Not Found"})
             auth = req.headers.get("authorization", "")
             if auth not in (f"Bearer {self.token}", f"token {self.token}"):
                 return 401, {}, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}
             m = _PULLS.match(req.path)
+            if not m and (answer := self.activity.handle(req.method, req.path, req.query, req.headers,
+                                                        req.json)) is not None:
+                return answer
             if not m or (m["owner"], m["repo"]) != (self.owner, self.repo):
                 return 404, {}, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}
             if m["number"]:
