@@ -66,8 +66,8 @@ ENV = {"GH_TOKEN_WEB": "ghp_web_token_0123456789abcdef"}
 def _settings(tmp_path: Path, name: str, text: str, **env: str):
     path = tmp_path / name
     path.write_text(text)
-    return make_settings(tmp_path / "ws", REPOSITORIES_FILE=str(path), GH_TOKEN="ghp_service_default_0123456789",
-                         TEST_COMMAND='["pytest", "-q"]', **env)
+    return make_settings(tmp_path / "ws", REPOSITORIES_FILE=str(path),
+                         GH_TOKEN="ghp_service_default_0123456789", TEST_COMMAND='["pytest", "-q"]', **env)
 
 
 @pytest.mark.parametrize(("name", "text"), [("repos.toml", TWO_TOML), ("repos.yaml", TWO_YAML)])
@@ -167,9 +167,10 @@ def test_github_api_needs_a_slug_and_a_token(tmp_path: Path) -> None:
 
 
 def test_no_file_is_the_environment_settings_as_one_entry(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path / "ws", REPO_URL="https://github.com/acme/widgets.git", BASE_BRANCH="trunk",
-                             GH_TOKEN="ghp_single_repo_token_0123456789", LINT_COMMAND='["make", "lint"]',
-                             ENABLE_LINT="1", ENABLE_REVIEW="1", GATE_MAX_ROUNDS="5", CLAUDE_MAX_BUDGET_USD="7")
+    settings = make_settings(tmp_path / "ws", REPO_URL="https://github.com/acme/widgets.git",
+                             BASE_BRANCH="trunk", GH_TOKEN="ghp_single_repo_token_0123456789",
+                             LINT_COMMAND='["make", "lint"]', ENABLE_LINT="1",
+                             ENABLE_REVIEW="1", GATE_MAX_ROUNDS="5", CLAUDE_MAX_BUDGET_USD="7")
     (only,) = load_repositories(settings, environ={})
     assert only.name == DEFAULT_NAME and only.default is True and only.routes == ()
     assert only.url == settings.repo_url and only.base_branch == "trunk"

@@ -26,7 +26,8 @@ def test_by_project() -> None:
 
 
 def test_by_component_case_insensitively() -> None:
-    assert choose(ALL, TicketFacts(project="OPS", components=("frontend",))) == Routed("ui", "component=Frontend")
+    got = choose(ALL, TicketFacts(project="OPS", components=("frontend",)))
+    assert got == Routed("ui", "component=Frontend")
     assert isinstance(choose(ALL, TicketFacts(project="OPS", components=("Backend",))), Unroutable)
 
 
