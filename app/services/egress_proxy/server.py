@@ -4,27 +4,23 @@ One request per client connection: `CONNECT host:port` becomes a byte tunnel to 
 address; an absolute-form `GET`/`HEAD http://host[:port]/path` is sent upstream in origin form with
 `Connection: close` and the answer is copied back as it comes. Anything refused gets a one-line
 403 (host, port or address not allowed), 400 (malformed), 405 (other methods) or 502 (cannot
-resolve / connect), then the connection is closed.
+resolve / connect), then the connection is closed. What may be reached is decided by `allowlist.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
-import ipaddress
 import logging
-import re
-import socket
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import h11
 
+from app.services.egress_proxy.allowlist import Allowlist, Entry, Refused, is_public, normalize_host
 from app.services.egress_proxy.base import Resolver
 from app.services.model_proxy.serving import HOP_BY_HOP, READ_CHUNK, UnixSocketServer
 
@@ -32,88 +28,17 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORTS = (443, 80)
 CONNECT_TIMEOUT_SEC = 30.0
-_HOSTNAME_RE = re.compile(
-    r"^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$"
-)
 _HOP_BY_HOP = HOP_BY_HOP | {b"host"}  # the proxy writes its own Host for the origin
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-
-class Refused(Exception):
-    """A request the proxy will not carry: `status` and a one-line reason for the client."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status, self.reason = status, reason
-        self.host: str | None = None  # the refused destination, when known (set by _with_host)
-
-
-def normalize_host(raw: str) -> str:
-    """Lower-case ASCII (IDNA) form without a trailing dot, or an IP literal's canonical text.
-    Raises ValueError for anything that is neither a hostname nor an IP address."""
-    text = raw.strip()
-    if text.startswith("[") and text.endswith("]"):
-        return str(ipaddress.IPv6Address(text[1:-1]))
-    with contextlib.suppress(ValueError):
-        return str(ipaddress.ip_address(text))
-    text = text.removesuffix(".").lower()
-    try:
-        ascii_name = text.encode("idna").decode("ascii").lower()
-    except UnicodeError as exc:
-        raise ValueError(f"not a valid hostname: {raw!r}") from exc
-    if not _HOSTNAME_RE.match(ascii_name):
-        raise ValueError(f"not a valid hostname: {raw!r}")
-    return ascii_name
-
-
-def _ip(text: str) -> IPAddress | None:
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        return None
-
-
-def is_public(address: IPAddress) -> bool:
-    """Not loopback, link-local, private, shared, reserved, multicast or unspecified (an IPv4
-    address mapped into IPv6 is judged as the IPv4 address)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One allowlist entry, normalised."""
-
-    text: str  # as configured
-    host: str  # normalised host, or the suffix ".example.com" of a wildcard
-    wildcard: bool = False
-    ip: IPAddress | None = None
-
-    @property
-    def trusts_private(self) -> bool:
-        """Addresses need not be public: the operator named the address (or localhost) itself."""
-        return self.ip is not None or self.host == "localhost"
-
-    @classmethod
-    def parse(cls, raw: str) -> Entry:
-        text = raw.strip()
-        if text.startswith("*."):
-            return cls(text=text, host="." + normalize_host(text[2:]), wildcard=True)
-        host = normalize_host(text)
-        return cls(text=text, host=host, ip=_ip(host))
-
-    def matches(self, host: str, ip: IPAddress | None) -> bool:
-        if self.ip is not None or ip is not None:
-            return self.ip is not None and ip is not None and self.ip == ip
-        if self.wildcard:
-            return host.endswith(self.host) and len(host) > len(self.host)
-        return host == self.host
-
-
-async def system_resolver(host: str, port: int) -> list[str]:
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+# Refused, is_public and normalize_host were defined here; their import path stays.
+__all__ = [
+    "CONNECT_TIMEOUT_SEC",
+    "DEFAULT_PORTS",
+    "EgressProxyServer",
+    "Refused",
+    "is_public",
+    "normalize_host",
+]
 
 
 class EgressProxyServer(UnixSocketServer):
@@ -131,37 +56,21 @@ class EgressProxyServer(UnixSocketServer):
         connect_timeout_sec: float = CONNECT_TIMEOUT_SEC,
     ) -> None:
         super().__init__(socket_path)
-        self.entries = tuple(Entry.parse(h) for h in allowed_hosts if h.strip())
-        self.allowed_ports = frozenset(int(p) for p in allowed_ports)
-        self._resolver: Resolver = resolver or system_resolver
+        self._allowlist = Allowlist(allowed_hosts, allowed_ports, resolver)
         self._connect_timeout = connect_timeout_sec
 
     # ----- policy -----
+    @property
+    def entries(self) -> tuple[Entry, ...]:
+        return self._allowlist.entries
+
+    @property
+    def allowed_ports(self) -> frozenset[int]:
+        return self._allowlist.allowed_ports
+
     async def check(self, raw_host: str, port: int) -> list[str]:
         """The addresses `raw_host:port` may be reached at (first usable first); Refused if none."""
-        try:
-            host = normalize_host(raw_host)
-        except ValueError:
-            raise Refused(403, f"host {raw_host[:100]!r} is not a valid hostname") from None
-        ip = _ip(host)
-        entry = next((e for e in self.entries if e.matches(host, ip)), None)
-        if entry is None:
-            raise Refused(403, f"host {host} is not on the allowlist")
-        if port not in self.allowed_ports:
-            raise Refused(403, f"port {port} is not allowed")
-        if ip is not None:
-            return [str(ip)]
-        try:
-            found = self._resolver(host, port)
-            addresses = list(await found if inspect.isawaitable(found) else found)
-        except OSError as exc:
-            raise Refused(502, f"cannot resolve {host}: {exc.strerror or type(exc).__name__}") from None
-        usable = [
-            a for a in addresses if (addr := _ip(a)) is not None and (entry.trusts_private or is_public(addr))
-        ]
-        if not usable:
-            raise Refused(403, f"host {host} resolves to no public address")
-        return usable
+        return await self._allowlist.check(raw_host, port)
 
     async def _open(self, raw_host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         addresses = await self.check(raw_host, port)
