@@ -2,7 +2,9 @@
 
   auto-code [serve]            run the service (uvicorn on CLAUDE_CODE_API_PORT)
   auto-code demo               the whole pipeline offline on a throwaway repo
-  auto-code runs|show|cancel|retry   talk to a running service's runs API (OPERATOR_TOKEN)
+  auto-code runs|show|logs|cancel|retry   a running service's runs API (OPERATOR_TOKEN):
+                               tables, --json for scripts; exit 0 ok, 1 no such run / run failed,
+                               2 usage or configuration, 3 service unreachable (app/cli_runs.py)
   auto-code recover --executor ID    finish a dead host's runs on this database (see deployment-plan.md)
 """
 
@@ -14,6 +16,8 @@ import json
 import os
 import sys
 from typing import Any
+
+from app import cli_runs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,16 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="run the pipeline offline on a throwaway repository")
     demo.add_argument("--dir", default=None, help="where to create it (default: a new temp dir)")
     demo.add_argument("--json", action="store_true", help="print the final run as JSON too")
-    for name, helptext in (("runs", "list runs"), ("show", "show one run"), ("cancel", "cancel a run"),
-                           ("retry", "retry a run")):
-        p = sub.add_parser(name, help=helptext)
-        if name != "runs":
-            p.add_argument("run_id")
-        else:
-            p.add_argument("--ticket")
-            p.add_argument("--status")
-            p.add_argument("--limit", type=int, default=20)
-        p.add_argument("--url", default=None, help="service URL (default http://127.0.0.1:$PORT)")
+    cli_runs.add_parsers(sub)  # runs, show, logs, cancel, retry (app/cli_runs.py)
     rec = sub.add_parser("recover", help="finish a dead host's runs here (same DATABASE_URL)")
     rec.add_argument("--executor", required=True, help="EXECUTOR_ID of the dead host")
     args = parser.parse_args(argv)
@@ -49,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(run_demo(args.dir, as_json=args.json))
     if command == "recover":
         return asyncio.run(_recover(args.executor))
-    return _api(command, args)
+    return cli_runs.run(command, args)
 
 
 def bind_host(cli_host: str | None, production: bool, environ: Any = os.environ) -> str:
@@ -131,29 +126,6 @@ async def _recover(executor: str) -> int:
         moved = await services_of(app).runner.recover_executor(executor)
     print(json.dumps(moved, indent=2))
     return 0
-
-
-def _api(command: str, args: Any) -> int:
-    import httpx
-
-    from app.config import Settings
-
-    settings = Settings()
-    url = args.url or f"http://127.0.0.1:{settings.claude_code_api_port}"
-    headers = {}
-    if settings.operator_token is not None:
-        headers["Authorization"] = f"Bearer {settings.operator_token.get_secret_value()}"
-    with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
-        if command == "runs":
-            params = {k: v for k, v in (("ticket", args.ticket), ("status", args.status),
-                                        ("limit", args.limit)) if v}
-            resp = client.get("/runs", params=params)
-        elif command == "show":
-            resp = client.get(f"/runs/{args.run_id}")
-        else:
-            resp = client.post(f"/runs/{args.run_id}/{command}")
-    print(json.dumps(resp.json(), indent=2))
-    return 0 if resp.is_success else 1
 
 
 if __name__ == "__main__":

@@ -58,6 +58,17 @@ async def existing_run(run_id: str, store: StoreDep) -> str:
     return run_id
 
 
+@router.get("/{run_id}/logs")
+async def run_logs(
+    run_id: Annotated[str, Depends(existing_run)], store: StoreDep,
+    after: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> list[dict[str, Any]]:
+    """The run's log lines with `id > after`, oldest first (`auto-code logs`; page on with the
+    last line's id). Already redacted by the store."""
+    lines = await store.logs_after(run_id, after, limit)
+    return [{"id": x.id, "ts": x.ts, "level": x.level, "message": x.message} for x in lines]
+
+
 @router.get("/{run_id}/events", response_class=EventSourceResponse)
 async def run_events(
     run_id: Annotated[str, Depends(existing_run)], store: StoreDep, settings: SettingsDep
