@@ -51,6 +51,13 @@ class InMemoryRunStore:
                              "pr_number": pr_number}
         return True
 
+    async def start_run(self, run_id: str) -> bool:
+        row = self.runs.get(run_id)
+        if row is None or row["status"] in FINAL_STATUSES:
+            return False
+        row["status"] = "running"
+        return True
+
     async def update_run(self, run_id: str, **fields: Any) -> None:
         row = self.runs.get(run_id)
         if row is None:

@@ -1,11 +1,15 @@
 """The run engine: DBOS lifecycle, the ticket queue, and the operations intake and operators call.
 
-- `submit(ticket)`: one durable run per delivery, `run_id = "<KEY>:<uuid>"`, deduplicated by ticket
-  key while a run for it is queued or running (DBOS's unique dedup index, so it holds across restarts
-  and across instances sharing PostgreSQL).
+- `submit(ticket, ...)`: one durable run per delivery, `run_id = "<KEY>:<uuid>"`. The answer waits for
+  one write, the run record (`accept_run`), deduplicated by its dedup key (the ticket key unless a
+  follow-up names another) while a run for it is queued, waiting or running: the database's partial
+  unique index, so it holds across restarts and across instances sharing PostgreSQL, and a final
+  record releases the key at once. The dispatcher (dispatch.py) then hands the record to the DBOS
+  queue, under the run id as workflow id; the workflow's `start` step moves the record to running.
 - `cancel`, `retry`, `recover_executor` for operators.
 - At start: the run tables migrated to head and DBOS launched, both under the schema lock
-  (migrate.py); then the reconciler (reconcile.py), once and every RECONCILE_INTERVAL_SEC.
+  (migrate.py); then the reconciler (reconcile.py), once and every RECONCILE_INTERVAL_SEC, and the
+  dispatcher (queue workers only).
 Facts this relies on (measured with dbos 3.4, see shared/notes/dbos.md): DBOS is a process-wide
 singleton; queues are registered after launch; recovery only takes runs of the same
 `application_version` and `executor_id`, so both are pinned from settings.
@@ -19,21 +23,25 @@ import logging
 import uuid
 from typing import Any
 
-from dbos import DBOS, DBOSConfig, SetEnqueueOptions, SetWorkflowID
+from dbos import DBOS, DBOSConfig, SetWorkflowID
 
 from app.config import Settings
 from app.errors import BadRequest, NotFound
 from app.models import RunKind, SubmitResult, Ticket
 from app.services.runner.deps import PipelineDeps
+from app.services.runner.dispatch import Dispatcher
 from app.services.runner.reconcile import Reconciled, reconcile_forever, reconcile_once
 from app.services.runner.store_async import AsyncRunStore
+from app.services.runner.store_base import NewRun, RunRow
 from app.services.runner.workflow import TicketRunner
 
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "tickets"
-# How often (50 ms apart) a delivery retries when the run holding its key has already ended.
-FINISHING_RETRIES = 40
+# The dispatcher's poll for records nobody handed off (a dead host's, seconds): one indexed query.
+DISPATCH_POLL_SEC = 1.0
+# A record this old (seconds) that its own host has not handed off is taken by any host.
+DISPATCH_GRACE_SEC = 5.0
 APP_NAME = "auto-code"
 
 _runner: TicketRunner | None = None
@@ -70,6 +78,9 @@ class RunEngine:
         self.runner = get_ticket_runner()
         self.queue: Any = None
         self._reconciler: asyncio.Task[None] | None = None
+        self.dispatcher = Dispatcher(self.store, self._enqueue, poll_sec=DISPATCH_POLL_SEC,
+                                     grace_sec=DISPATCH_GRACE_SEC)
+        self._dispatching: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.runner.deps = self.deps
@@ -92,6 +103,8 @@ class RunEngine:
         log.info("engine_started", extra={"executor_id": self.settings.executor_id, "schema": revision,
                                           "app_version": self.settings.app_version, "queue_worker": worker})
         await self.reconcile()
+        if worker:  # a one-off process hands off what it accepted itself (`flush`) before it exits
+            self._dispatching = asyncio.create_task(self.dispatcher.run())
         interval = self.settings.reconcile_interval_sec
         if interval > 0:
             self._reconciler = asyncio.create_task(reconcile_forever(self.store, interval))
@@ -102,50 +115,51 @@ class RunEngine:
 
     def stop(self) -> None:
         self.deps.stopping = True
-        if self._reconciler is not None:
-            self._reconciler.cancel()
-            self._reconciler = None
+        for task in (self._reconciler, self._dispatching):
+            if task is not None:
+                task.cancel()
+        self._reconciler = self._dispatching = None
         DBOS.destroy(destroy_registry=False)
 
     async def submit(self, ticket: Ticket, *, kind: RunKind = "ticket", dedup_key: str | None = None,
                      parent_run_id: str | None = None, pr_number: int | None = None) -> SubmitResult:
-        """Enqueue a run for the ticket, or name the run already queued/running for its dedup key.
+        """Accept a run for the ticket, or name the run already active for its dedup key.
 
-        `dedup_key` defaults to the ticket key (one ticket run at a time); a follow-up run names its
-        own (e.g. per PR and trigger). `kind`, `parent_run_id` and `pr_number` go on the record."""
-        key = dedup_key or ticket.key
-        run_id = f"{ticket.key}:{uuid.uuid4()}"
-        data = ticket.model_dump()
-        for attempt in range(FINISHING_RETRIES + 1):
-            with SetWorkflowID(run_id), SetEnqueueOptions(
-                deduplication_id=key, duplication_policy="return-existing"
-            ):
-                handle = await self.queue.enqueue_async(self.runner.run_ticket, data)
-            existing = handle.get_workflow_id()
-            if existing == run_id:
-                break
-            # The run holding the key may have just ended: its record is final a moment before DBOS
-            # marks the workflow done and releases the key. A delivery in that window is new work.
-            row = await self.store.get_run_row(existing)
-            if row is None or not row.is_final or attempt == FINISHING_RETRIES:
-                log.info("duplicate_delivery", extra={"ticket": ticket.key, "run_id": existing})
-                return SubmitResult(status="duplicate", run_id=existing)
-            await asyncio.sleep(0.05)
-        # The workflow's first step also creates the record; whichever comes first wins.
-        await self.store.create_run(run_id, ticket.key, json.dumps(data), kind=kind,
-                                    parent_run_id=parent_run_id, pr_number=pr_number)
-        log.info("run_queued", extra={"ticket": ticket.key, "run_id": run_id, "kind": kind})
-        return SubmitResult(status="queued", run_id=run_id)
+        The answer waits for one durable write, the run record (`accept_run`); the dispatcher hands
+        it to the DBOS queue afterwards. `dedup_key` defaults to the ticket key (one ticket run at a
+        time); a follow-up run names its own (e.g. per PR and trigger). `kind`, `parent_run_id` and
+        `pr_number` go on the record."""
+        new = NewRun(run_id=f"{ticket.key}:{uuid.uuid4()}", ticket=ticket.key,
+                     ticket_json=self.store.redact(ticket.model_dump_json()),
+                     dedup_key=dedup_key or ticket.key, kind=kind, parent_run_id=parent_run_id,
+                     pr_number=pr_number)
+        holder = await self.store.accept_run(new)
+        if holder != new.run_id:
+            log.info("duplicate_delivery", extra={"ticket": ticket.key, "run_id": holder})
+            return SubmitResult(status="duplicate", run_id=holder)
+        self.dispatcher.accepted(new)
+        log.info("run_queued", extra={"ticket": ticket.key, "run_id": new.run_id, "kind": kind})
+        return SubmitResult(status="queued", run_id=new.run_id)
+
+    async def _enqueue(self, run_id: str, ticket_json: str) -> None:
+        """The dispatcher's handoff of one record: the workflow's id is the run's, so handing the same
+        run off again starts nothing new."""
+        with SetWorkflowID(run_id):
+            await self.queue.enqueue_async(self.runner.run_ticket, json.loads(ticket_json))
 
     async def cancel(self, run_id: str) -> None:
+        """End an active run `cancelled`. The record goes first: it releases the dedup key at once, and
+        a run not yet handed to the queue (or handed off meanwhile) then starts no work (`start_run`)."""
         row = await self.store.get_run_row(run_id)
         if row is None:
             raise NotFound(f"no run {run_id}")
-        if row.is_final:
-            raise BadRequest(f"run {run_id} already ended ({row.status})", code="run_finished")
+        reason = "cancelled by an operator"
+        if row.is_final or not await self.store.end_run_if_active(run_id, "cancelled", reason):
+            ended = row if row.is_final else await self.store.get_run_row(run_id)
+            raise BadRequest(f"run {run_id} already ended ({ended.status if ended else '?'})",
+                             code="run_finished")
         await DBOS.cancel_workflow_async(run_id)
-        await self.store.update_run(run_id, status="cancelled", error="cancelled by an operator")
-        await self.store.fail_running_steps(run_id, "cancelled by an operator", "cancelled")
+        await self.store.fail_running_steps(run_id, reason, "cancelled")
         run = await self.store.get_run(run_id)
         steps = run.steps if run is not None else []
         prepared = [s.detail["path"] for s in steps if s.name == "prepare" and "path" in s.detail]
@@ -153,19 +167,26 @@ class RunEngine:
         await self.store.add_log(run_id, f"run cancelled by an operator{hint}", "warning")
 
     async def retry(self, run_id: str) -> SubmitResult:
-        """A new run of the same ticket (the old run's record stays as it was)."""
+        """A new run of the same ticket, kind and PR (the old run's record stays as it was)."""
         row = await self.store.get_run_row(run_id)
         if row is None:
             raise NotFound(f"no run {run_id}")
         if not row.is_final:
             raise BadRequest(f"run {run_id} is still {row.status}", code="run_active")
-        return await self.submit(Ticket.model_validate_json(row.ticket_json))
+        return await self._resubmit(row, row.ticket_json)
+
+    async def _resubmit(self, row: RunRow, ticket_json: str) -> SubmitResult:
+        return await self.submit(Ticket.model_validate_json(ticket_json), kind=row.kind,
+                                 dedup_key=row.dedup_key, parent_run_id=row.parent_run_id,
+                                 pr_number=row.pr_number)
 
     async def recover_executor(self, dead_executor_id: str) -> list[dict[str, str]]:
         """Finish a dead host's runs here: each run it had started (PENDING on that executor) is
-        cancelled — which releases its dedup key — and its ticket re-submitted as a fresh run that
-        starts from `prepare` on a live host (the dead host's worktree is gone with it). The PR
-        step reuses the ticket's open PR, so a PR the dead host already opened is not doubled."""
+        cancelled — its record first, which releases its dedup key — and its ticket re-submitted as
+        a fresh run that starts from `prepare` on a live host (the dead host's worktree is gone with
+        it). The PR step reuses the ticket's open PR, so a PR the dead host already opened is not
+        doubled. Runs the dead host accepted but never handed off need nothing: every host's
+        dispatcher takes them. The new runs are on the queue when this returns."""
         if dead_executor_id == self.settings.executor_id:
             raise BadRequest("refusing to recover this process's own executor id", code="own_executor")
         pending = await DBOS.list_workflows_async(status="PENDING", executor_id=dead_executor_id)
@@ -174,15 +195,16 @@ class RunEngine:
             if wf.queue_name != QUEUE_NAME:
                 continue
             row = await self.store.get_run_row(wf.workflow_id)
-            ticket_json = row.ticket_json if row else None
-            if ticket_json is None and wf.input is not None:
-                ticket_json = json.dumps(wf.input.get("args", [{}])[0] if isinstance(wf.input, dict) else {})
             await DBOS.cancel_workflow_async(wf.workflow_id)
-            result = await self.submit(Ticket.model_validate_json(ticket_json or "{}"))
-            await self.store.update_run(
-                wf.workflow_id, status="cancelled",
-                error=f"executor {dead_executor_id} died; continued as {result.run_id}",
-            )
+            if row is None:  # a workflow without a record: nothing to continue
+                log.warning("run_recover_skipped", extra={"run_id": wf.workflow_id, "reason": "no record"})
+                continue
+            died = f"executor {dead_executor_id} died"
+            await self.store.end_run_if_active(wf.workflow_id, "cancelled", died)
+            result = await self._resubmit(row, row.ticket_json)
+            await self.store.update_run(wf.workflow_id, status="cancelled",
+                                        error=f"{died}; continued as {result.run_id}")
             moved.append({"from": wf.workflow_id, "to": result.run_id, "status": result.status})
             log.warning("run_recovered", extra={"run_id": wf.workflow_id, "new_run_id": result.run_id})
+        await self.dispatcher.flush()
         return moved

@@ -8,7 +8,8 @@ handler records every outcome it sees), but some endings happen where the pipeli
 - the workflow was cancelled without the engine (`CANCELLED`, e.g. by DBOS's own tooling) -
   `cancelled`;
 - the workflow returned (`SUCCESS`) but its record was left open - `failed`, saying so;
-- no workflow exists for a record older than the grace period - `failed`.
+- no workflow exists for a record the dispatcher handed off (`enqueued_at` set) longer ago than the
+  grace period - `failed`. A record not yet handed off has no workflow by design: the dispatcher's.
 `PENDING`, `ENQUEUED` and `DELAYED` workflows are alive (or waiting for their host's restart) and are
 left alone. Each ending is written with `end_run_if_active` (an UPDATE whose WHERE names the old
 statuses), so every host may reconcile at once: one write wins, the others change nothing. Runs at
@@ -29,8 +30,8 @@ from app.services.runner.store_base import RunStore
 
 log = logging.getLogger(__name__)
 
-# A record with no workflow is reconciled only once it is this old (seconds): intake enqueues the
-# workflow before it writes the record, but a listing may run between a workflow's creation in
+# A handed-off record with no workflow is reconciled only once its handoff is this old (seconds):
+# the dispatcher enqueues before it marks, but a listing may run between a workflow's creation in
 # another host's transaction and our read of it.
 MISSING_WORKFLOW_GRACE_SEC = 60.0
 _BATCH = 200  # workflow ids per DBOS listing
@@ -77,7 +78,7 @@ async def reconcile_once(store: RunStore, *, now: float | None = None) -> list[R
             wf = by_id.get(row.run_id)
             ending: tuple[RunStatus, str] | None
             if wf is None:
-                if now - row.created_at < MISSING_WORKFLOW_GRACE_SEC:
+                if row.enqueued_at is None or now - row.enqueued_at < MISSING_WORKFLOW_GRACE_SEC:
                     continue
                 seen, ending = "MISSING", ("failed", "no durable workflow exists for this run")
             else:

@@ -36,12 +36,12 @@ from app.services.runner.record import StepBase
 
 class WorkSteps(StepBase):
     @DBOS.step()
-    async def start(self, run: RunRef) -> RunOptions:
+    async def start(self, run: RunRef) -> RunOptions | None:
         """Mark the run running and fix its shape (RunOptions: recorded, so a replay keeps it). The
-        record is intake's; it is created here only if intake died between enqueueing and writing it."""
-        store = self.d.store
-        if not await store.create_run(run.run_id, run.key, run.ticket.model_dump_json(), "running"):
-            await store.update_run(run.run_id, status="running")
+        record is intake's, written before the workflow existed; None when it has ended already
+        (cancelled while it waited in the queue): the workflow then does nothing."""
+        if not await self.d.store.start_run(run.run_id):
+            return None
         await self.say(run, "run_started", step="start")
         return RunOptions.from_settings(self.d.settings)
 

@@ -29,6 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.models import FINAL_STATUSES, RunKind, RunStatus, RunView, StepStatus
 from app.services.runner.migrate import upgrade_schema
+from app.services.runner.store_accept import AcceptQueries
 from app.services.runner.store_base import (
     ACTIVE_STATUSES,
     UNSET,
@@ -45,7 +46,7 @@ __all__ = ["SqlRunStore", "make_engine"]
 MAX_LOG_LINE = 4000  # chars; a CLI can print very long lines and the log is for humans
 
 
-class SqlRunStore:
+class SqlRunStore(AcceptQueries):
     """The synchronous store. One per process; `create_schema()` migrates the tables to head."""
 
     def __init__(self, engine: sa.Engine, redact: Callable[[str], str] | None = None) -> None:
@@ -103,10 +104,10 @@ class SqlRunStore:
     def update_run(
         self, run_id: str, *, status: RunStatus | Unset = UNSET, branch: str | Unset | None = UNSET,
         pr_url: str | Unset | None = UNSET, session_id: str | Unset | None = UNSET,
-        error: str | Unset | None = UNSET,
+        error: str | Unset | None = UNSET, repository: str | Unset | None = UNSET,
     ) -> None:
         given = {"status": status, "branch": branch, "pr_url": pr_url, "session_id": session_id,
-                 "error": error}
+                 "error": error, "repository": repository}
         values: dict[str, Any] = {
             k: self._text(v) for k, v in given.items() if not isinstance(v, Unset)
         }
@@ -184,11 +185,14 @@ class SqlRunStore:
         return run_view(row, step_rows)
 
     def list_runs(
-        self, *, ticket: str | None = None, status: RunStatus | None = None, limit: int = 50
+        self, *, ticket: str | None = None, status: RunStatus | None = None, limit: int = 50,
+        repository: str | None = None,
     ) -> list[RunView]:
         stmt = sa.select(runs).order_by(runs.c.created_at.desc(), runs.c.run_id.desc()).limit(limit)
         if ticket:
             stmt = stmt.where(runs.c.ticket == ticket)
+        if repository:
+            stmt = stmt.where(runs.c.repository == repository)
         if status:
             stmt = stmt.where(runs.c.status == status)
         with self.engine.connect() as conn:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from app.models import RunKind, RunStatus, RunView, StepStatus
 from app.services.runner.store import SqlRunStore
-from app.services.runner.store_base import UNSET, LogLine, RunRow, StepDetail, Unset
+from app.services.runner.store_base import UNSET, LogLine, NewRun, RunRow, StepDetail, Unset
 
 
 class AsyncRunStore:
@@ -36,13 +36,25 @@ class AsyncRunStore:
         return await asyncio.to_thread(self.sync.create_run, run_id, ticket, ticket_json, status, kind=kind,
                                        parent_run_id=parent_run_id, pr_number=pr_number)
 
+    async def accept_run(self, new: NewRun) -> str:
+        return await asyncio.to_thread(self.sync.accept_run, new)
+
+    async def start_run(self, run_id: str) -> bool:
+        return await asyncio.to_thread(self.sync.start_run, run_id)
+
+    async def undispatched(self, *, limit: int, created_before: float | None = None) -> list[RunRow]:
+        return await asyncio.to_thread(self.sync.undispatched, limit=limit, created_before=created_before)
+
+    async def mark_enqueued(self, run_ids: list[str]) -> None:
+        await asyncio.to_thread(self.sync.mark_enqueued, run_ids)
+
     async def update_run(
         self, run_id: str, *, status: RunStatus | Unset = UNSET, branch: str | Unset | None = UNSET,
         pr_url: str | Unset | None = UNSET, session_id: str | Unset | None = UNSET,
-        error: str | Unset | None = UNSET,
+        error: str | Unset | None = UNSET, repository: str | Unset | None = UNSET,
     ) -> None:
         await asyncio.to_thread(self.sync.update_run, run_id, status=status, branch=branch, pr_url=pr_url,
-                                session_id=session_id, error=error)
+                                session_id=session_id, error=error, repository=repository)
 
     async def end_run_if_active(self, run_id: str, status: RunStatus, error: str | None) -> bool:
         return await asyncio.to_thread(self.sync.end_run_if_active, run_id, status, error)
@@ -78,9 +90,11 @@ class AsyncRunStore:
         return await asyncio.to_thread(self.sync.get_run, run_id)
 
     async def list_runs(
-        self, *, ticket: str | None = None, status: RunStatus | None = None, limit: int = 50
+        self, *, ticket: str | None = None, status: RunStatus | None = None, limit: int = 50,
+        repository: str | None = None,
     ) -> list[RunView]:
-        return await asyncio.to_thread(self.sync.list_runs, ticket=ticket, status=status, limit=limit)
+        return await asyncio.to_thread(self.sync.list_runs, ticket=ticket, status=status, limit=limit,
+                                       repository=repository)
 
     async def list_active(self, *, created_before: float | None = None) -> list[RunRow]:
         return await asyncio.to_thread(self.sync.list_active, created_before=created_before)

@@ -74,6 +74,8 @@ class RunRow:
     parent_run_id: str | None = None
     repository: str | None = None
     hold_reason: str | None = None
+    dedup_key: str | None = None  # what the run is deduplicated by while it is active
+    enqueued_at: float | None = None  # when the dispatcher handed it to the DBOS queue; None: not yet
 
     @property
     def is_final(self) -> bool:
@@ -88,6 +90,20 @@ class RunRow:
 
     def get(self, name: str, default: object = None) -> object:
         return getattr(self, name) if name in self.__dataclass_fields__ else default
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """A run intake (or an operator's retry, or a follow-up trigger) asks for: the record
+    `accept_run` inserts, status `queued`. `ticket_json` is the ticket the workflow will run on."""
+
+    run_id: str
+    ticket: str
+    ticket_json: str
+    dedup_key: str
+    kind: RunKind = "ticket"
+    parent_run_id: str | None = None
+    pr_number: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +132,32 @@ class RunStore(Protocol):
         first). True when this call created it; a concurrent creator's win is False, not an error."""
         ...
 
+    async def accept_run(self, new: NewRun) -> str:
+        """The durable accept: insert `new` as a `queued` record unless an active run
+        (queued | waiting | running) already holds its dedup key; the id of the run that holds the
+        key afterwards (`new.run_id` when this call inserted it). One INSERT; a duplicate costs one
+        more SELECT. The database enforces the key (a partial unique index), so this holds across
+        processes and hosts; a run whose record is final no longer holds its key."""
+        ...
+
+    async def start_run(self, run_id: str) -> bool:
+        """Move an active record to `running` (the workflow's first step); False when the record is
+        final (cancelled before it started) or missing - the workflow then does no work."""
+        ...
+
+    async def undispatched(self, *, limit: int, created_before: float | None = None) -> list[RunRow]:
+        """`queued` records not yet handed to the DBOS queue, oldest first (optionally only those
+        created before an epoch time)."""
+        ...
+
+    async def mark_enqueued(self, run_ids: list[str]) -> None:
+        """Record that these runs were handed to the DBOS queue (idempotent)."""
+        ...
+
     async def update_run(
         self, run_id: str, *, status: RunStatus | Unset = UNSET, branch: str | Unset | None = UNSET,
         pr_url: str | Unset | None = UNSET, session_id: str | Unset | None = UNSET,
-        error: str | Unset | None = UNSET,
+        error: str | Unset | None = UNSET, repository: str | Unset | None = UNSET,
     ) -> None:
         """Set the given fields (the others stay). `status="running"` never replaces a final
         status. Unknown run: nothing happens."""
@@ -176,7 +214,8 @@ class RunStore(Protocol):
         ...
 
     async def list_runs(
-        self, *, ticket: str | None = None, status: RunStatus | None = None, limit: int = 50
+        self, *, ticket: str | None = None, status: RunStatus | None = None, limit: int = 50,
+        repository: str | None = None,
     ) -> list[RunView]:
         """Newest first, without steps."""
         ...
@@ -194,4 +233,4 @@ class RunStore(Protocol):
         ...
 
 
-__all__ = ["ACTIVE_STATUSES", "UNSET", "LogLine", "RunRow", "RunStore", "StepDetail", "Unset"]
+__all__ = ["ACTIVE_STATUSES", "UNSET", "LogLine", "NewRun", "RunRow", "RunStore", "StepDetail", "Unset"]

@@ -51,7 +51,7 @@ def run_row(m: sa.RowMapping) -> RunRow:
         session_id=m["session_id"], turns=m["turns"] or 0, cost_usd=m["cost_usd"] or 0.0,
         error=m["error"], ticket_json=m["ticket_json"], kind=cast(RunKind, m["kind"] or "ticket"),
         pr_number=m["pr_number"], parent_run_id=m["parent_run_id"], repository=m["repository"],
-        hold_reason=m["hold_reason"],
+        hold_reason=m["hold_reason"], dedup_key=m["dedup_key"], enqueued_at=m["enqueued_at"],
     )
 
 

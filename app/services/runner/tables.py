@@ -33,7 +33,18 @@ runs = sa.Table(
     sa.Column("parent_run_id", sa.String(200), index=True),
     sa.Column("repository", sa.String(200), index=True),
     sa.Column("hold_reason", sa.Text),
+    # Migration 0004: the record is the durable accept (see the migration's docstring).
+    sa.Column("dedup_key", sa.String(300)),
+    sa.Column("enqueued_at", sa.Float),  # epoch seconds of the handoff to the DBOS queue; NULL: not yet
 )
+
+# The database refuses a second active run for a dedup key; a final record releases it.
+ACTIVE_WHERE = sa.text("status IN ('queued', 'waiting', 'running')")
+UNDISPATCHED_WHERE = sa.text("enqueued_at IS NULL AND status = 'queued'")
+sa.Index("ux_ac_runs_active_dedup_key", runs.c.dedup_key, unique=True,
+         sqlite_where=ACTIVE_WHERE, postgresql_where=ACTIVE_WHERE)
+sa.Index("ix_ac_runs_undispatched", runs.c.created_at,
+         sqlite_where=UNDISPATCHED_WHERE, postgresql_where=UNDISPATCHED_WHERE)
 
 steps = sa.Table(
     "ac_run_steps",

@@ -158,7 +158,9 @@ class TestEndings:
         await _start(env.store, "PROJ-5:done", wf_raises)
         await _status("PROJ-5:done", {"ERROR"})
         await env.store.update_run("PROJ-5:done", status="succeeded")  # the pipeline already ended it
-        await env.store.create_run("PROJ-5:orphan", "PROJ-5", "{}")  # no workflow (yet)
+        await env.store.create_run("PROJ-5:orphan", "PROJ-5", "{}")  # handed off, its workflow not seen
+        await env.store.mark_enqueued(["PROJ-5:orphan"])
+        await env.store.create_run("PROJ-6:waiting", "PROJ-6", "{}")  # not handed off yet: the dispatcher's
         assert await reconcile_once(env.store) == []
         assert (await env.store.get_run_row("PROJ-5:live")).status == "running"  # type: ignore[union-attr]
         assert (await env.store.get_run_row("PROJ-5:done")).status == "succeeded"  # type: ignore[union-attr]
@@ -167,6 +169,7 @@ class TestEndings:
         ended = await reconcile_once(env.store, now=later)
         assert [(e.run_id, e.workflow_status, e.status) for e in ended] == [
             ("PROJ-5:orphan", "MISSING", "failed")]
+        assert (await env.store.get_run_row("PROJ-6:waiting")).status == "queued"  # type: ignore[union-attr]
 
 
 async def _hosts_reconcile_at_once(env: DbosEnv, n_hosts: int) -> None:

@@ -1,0 +1,110 @@
+"""The dispatcher: hands accepted run records to the DBOS queue, after intake has answered.
+
+Intake's only durable write is the run record (`RunStore.accept_run`, status `queued`, enqueued_at
+NULL). One dispatcher task per engine (per host) then enqueues each such record on the DBOS queue
+under the run's own id (`SetWorkflowID(run_id)`: a second handoff of the same run - after a crash
+between enqueue and mark, or by two hosts at once - finds the workflow that exists and starts
+nothing) and marks the batch `enqueued_at` in one UPDATE. It is
+- woken at once by `accepted()` (intake in this process), and takes what accumulated meanwhile as
+  one batch (a burst of deliveries becomes a few batches, not one wake-up each);
+- polling every `poll_sec` for records nobody handed off: those a host left when it died (kill -9
+  after the 202, before or during the handoff) or that another host's dispatcher has not taken
+  within `grace_sec` (so live hosts do not race for each other's fresh records);
+- at its start, handing off every record still waiting, whatever its age (this process's own, from
+  before a restart).
+So every accepted record reaches the queue while any host runs, and reaches it once.
+
+Test-only hook (`HOLD_ENV`, never set in production): `"<point>:<path>"` makes the dispatcher stop
+for good at `point` - `before` (a batch taken, nothing enqueued) or `after_enqueue` (enqueued, not
+yet marked) - after creating the file `path`, so a durability test can kill the process at exactly
+that moment without guessing with sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from app.services.runner.store_base import NewRun, RunStore
+
+log = logging.getLogger(__name__)
+
+HOLD_ENV = "AUTO_CODE_TEST_DISPATCH_HOLD"
+BATCH = 200  # runs per batch: one SELECT and one UPDATE each, the enqueues concurrent
+# Enqueue = fn(run_id, ticket_json): put the run on the DBOS queue (idempotent per run id).
+Enqueue = Callable[[str, str], Awaitable[None]]
+
+
+class Dispatcher:
+    """`run()` as a task for the engine's lifetime; `accepted(new)` after each accepted record."""
+
+    def __init__(self, store: RunStore, enqueue: Enqueue, *, poll_sec: float, grace_sec: float,
+                 hold: str | None = None) -> None:
+        self.store = store
+        self.enqueue = enqueue
+        self.poll_sec = poll_sec
+        self.grace_sec = grace_sec
+        self._hold = hold if hold is not None else os.environ.get(HOLD_ENV)
+        self._fresh: list[tuple[str, str]] = []  # (run_id, ticket_json) accepted here, not handed off
+        self._wake = asyncio.Event()
+        self.handed_off = 0  # runs this dispatcher enqueued (for logs and tests)
+
+    def accepted(self, new: NewRun) -> None:
+        """A record `new` was just inserted by this process: hand it off at the next turn of the loop."""
+        self._fresh.append((new.run_id, new.ticket_json))
+        self._wake.set()
+
+    async def flush(self) -> None:
+        """Hand off now what this process accepted (a one-off process, before it exits)."""
+        while self._fresh:
+            batch, self._fresh = self._fresh[:BATCH], self._fresh[BATCH:]
+            await self._hand_off(batch)
+
+    async def run(self) -> None:
+        await self._leftovers(created_before=None)  # everything a previous life of this host left
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_sec)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.flush()
+                await self._leftovers(created_before=time.time() - self.grace_sec)
+            except Exception:  # the database may be briefly away: the records wait for the next poll
+                log.exception("dispatch_failed")
+
+    async def _leftovers(self, created_before: float | None) -> None:
+        while True:
+            rows = await self.store.undispatched(limit=BATCH, created_before=created_before)
+            handed = await self._hand_off([(r.run_id, r.ticket_json) for r in rows]) if rows else 0
+            if len(rows) < BATCH or handed == 0:
+                return
+
+    async def _hand_off(self, batch: list[tuple[str, str]]) -> int:
+        await self._maybe_hold("before")
+        results = await asyncio.gather(*(self.enqueue(run_id, data) for run_id, data in batch),
+                                       return_exceptions=True)
+        done = [run_id for (run_id, _), result in zip(batch, results, strict=True)
+                if not isinstance(result, BaseException)]
+        for (run_id, _), result in zip(batch, results, strict=True):
+            if isinstance(result, BaseException):  # left unmarked: the poll hands it off later
+                log.warning("dispatch_enqueue_failed", extra={"run_id": run_id, "error": repr(result)})
+        await self._maybe_hold("after_enqueue")
+        await self.store.mark_enqueued(done)
+        self.handed_off += len(done)
+        log.debug("runs_dispatched", extra={"count": len(done)})
+        return len(done)
+
+    async def _maybe_hold(self, point: str) -> None:
+        if not self._hold:
+            return
+        where, _, path = self._hold.partition(":")
+        if where == point:
+            log.warning("dispatch_held", extra={"point": point})
+            await asyncio.to_thread(Path(path).touch)
+            await asyncio.Event().wait()  # for good: the test kills the process here
