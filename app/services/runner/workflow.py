@@ -61,15 +61,10 @@ class TicketRunner(WorkSteps, DeliverySteps, DBOSConfiguredInstance):
     async def pipeline(self, run: RunRef) -> str:
         """The walk of one ticket; returns the run's final status."""
         opts = await self.start(run)
-        wt: WorktreeRef | None = None
         if opts is None:  # its record ended before it started (a cancel while queued): no work
             log.info("run_not_started", extra={"reason": "record already final"})
             return "cancelled"
-        if opts.ticket is not None:  # the ticket as Jira has it (start read it), not the delivery's copy
-            run = run.model_copy(update={"ticket": opts.ticket})
-        if opts.unroutable is not None or opts.not_started is not None:
-            return await self.not_started(run, opts)  # needs_routing (with how to fix it), or failed
-        release = await self.d.slots.acquire(opts.repository)  # its repository's share (fairness.py)
+        wt: WorktreeRef | None = None
         try:
             wt = await self.prepare(run)
             if opts.enable_setup:
