@@ -102,7 +102,7 @@ class StepEntry:
 
 
 def _check_round(raw: dict[str, Any]) -> Round:
-    number = int(raw.get("round", 0) or 0)
+    number = int(raw.get("round", 0) or 0) + 1  # checks are counted from 0, fix rounds from 1
     if "has_issues" in raw:  # a review
         if raw.get("error"):
             return Round("check", number, f"unreadable review: {raw['error']}", None,
