@@ -25,7 +25,7 @@ import uvicorn
 from app.composition import Collaborators
 from app.main import create_app, services_of
 from app.models import FINAL_STATUSES
-from app.services.claude_code.base import AgentRequest, AgentRun
+from app.services.claude_code.base import AgentRequest, AgentRun, ReviewResult
 from app.services.claude_code.scripted import ScriptedClaudeCode
 from tests.gitrepos import make_remote, workspace_settings
 
@@ -33,21 +33,33 @@ START_TIMEOUT_S = 60.0
 
 
 class GatedClaude(ScriptedClaudeCode):
-    """The scripted Claude, except that `implement` waits for `release` (set by the test; set from
-    the start when `gated` is False). `entered` is set when a call is waiting."""
+    """The scripted Claude, except that `implement` waits for `release` and `review` for
+    `release_review` (set by the test; set from the start unless gated). `entered` /
+    `entered_review` are set when such a call is waiting."""
 
-    def __init__(self, script: dict[str, Any] | None = None, *, gated: bool = False) -> None:
+    def __init__(self, script: dict[str, Any] | None = None, *, gated: bool = False,
+                 gated_review: bool = False) -> None:
         super().__init__(script)
-        self.entered = threading.Event()
-        self.release = threading.Event()
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.entered_review, self.release_review = threading.Event(), threading.Event()
         if not gated:
             self.release.set()
+        if not gated_review:
+            self.release_review.set()
+
+    @staticmethod
+    async def _hold(entered: threading.Event, release: threading.Event) -> None:
+        entered.set()
+        while not release.is_set():  # cancellable: a cancelled run stops here
+            await asyncio.sleep(0.02)
 
     async def implement(self, req: AgentRequest) -> AgentRun:
-        self.entered.set()
-        while not self.release.is_set():  # cancellable: a cancelled run stops here
-            await asyncio.sleep(0.02)
+        await self._hold(self.entered, self.release)
         return await super().implement(req)
+
+    async def review(self, req: AgentRequest) -> ReviewResult:
+        await self._hold(self.entered_review, self.release_review)
+        return await super().review(req)
 
 
 @dataclass
@@ -104,10 +116,10 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def live_service(tmp_path: Path, script: dict[str, Any] | None = None, *, gated: bool = False,
-                 **env: Any) -> Iterator[LiveService]:
+                 gated_review: bool = False, **env: Any) -> Iterator[LiveService]:
     demo = make_remote(tmp_path / "target")
     settings = workspace_settings(tmp_path, demo, **{k: str(v) for k, v in env.items()})
-    claude = GatedClaude(script, gated=gated)
+    claude = GatedClaude(script, gated=gated, gated_review=gated_review)
     app = create_app(settings, Collaborators(claude=claude))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
@@ -125,5 +137,6 @@ def live_service(tmp_path: Path, script: dict[str, Any] | None = None, *, gated:
                           workspace=settings.workspace_dir)
     finally:
         claude.release.set()
+        claude.release_review.set()
         server.should_exit = True
         thread.join(30)

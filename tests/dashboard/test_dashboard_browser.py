@@ -121,32 +121,40 @@ def _listed(page: Any) -> list[str]:
 
 
 def test_run_page_follows_a_step_finishing_without_a_reload(tmp_path: Path, context: Any, shoot: Any) -> None:
-    with live_service(tmp_path, gated=True, OPERATOR_TOKEN=OP, ENABLE_LINT="true") as svc:
+    """implement finishes while the page is open and the run goes on (the review is held): the
+    timeline shows it from the step's own event, not from the run's end; then the run ends."""
+    with live_service(tmp_path, gated=True, gated_review=True, OPERATOR_TOKEN=OP, ENABLE_REVIEW="true",
+                      ENABLE_LINT="true") as svc:
         run_id = svc.deliver("PROJ-5", "Add a CONTRIBUTING file")
         assert svc.claude.entered.wait(30)  # the agent is at work: implement is running
         page = context.new_page()
         sign_in(page, svc)
         page.goto(f"{svc.url}/ui/runs/{run_id}")
-        implement = page.locator("tr[data-step=implement] .step-status")
-        assert implement.inner_text() == "running"
+        assert page.inner_text("tr[data-step=implement] .step-status") == "running"
         page.wait_for_selector("#stream-state:has-text('following live')")
         page.evaluate("() => { window.__same_page = 'yes'; }")  # gone if the page reloads
         shoot(page, "implement-running")
         svc.claude.release.set()
         page.wait_for_selector("tr[data-step=implement] .status-succeeded")
-        page.wait_for_selector("tr[data-step=lint] .step-status")
+        page.wait_for_selector("tr[data-step=review] .status-running")
+        mid_run = page.inner_text("#run-status")
+        diffstat = page.inner_text("#diff .diffstat")
+        shoot(page, "review-running")
+        svc.claude.release_review.set()
         page.wait_for_selector("#run-status .status-succeeded")
+        page.wait_for_selector("tr[data-step=lint] .status-succeeded")
         page.wait_for_selector("#stream-state:has-text('run ended')")
-        page.wait_for_selector("#log .line:has-text('lint')")
+        page.wait_for_selector("#log .line:has-text('run_finished')")
         same_page = page.evaluate("() => window.__same_page")
         swaps = int(page.get_attribute("#live", "data-version") or 0)
+        review_round = page.inner_text("tr[data-step=review] .rounds")
         lint_round = page.inner_text("tr[data-step=lint] .rounds")
-        diffstat = page.inner_text("#diff .diffstat")
         shoot(page, "finished")
-    assert same_page == "yes"  # updated in place, never reloaded
-    assert swaps >= 1
-    assert "check 1: passed" in lint_round
+    assert mid_run == "running"  # implement's end was shown while the run was still going
     assert "docs/tickets/proj-5.md" in diffstat
+    assert same_page == "yes"  # updated in place, never reloaded
+    assert swaps >= 2
+    assert "check 1: no issues" in review_round and "check 1: passed" in lint_round
 
 
 def _post(page: Any, url: str, form: dict[str, str], origin: str | None) -> Any:
@@ -167,7 +175,9 @@ def test_cancel_and_retry_buttons_with_csrf(tmp_path: Path, context: Any, shoot:
         wrong_token = _post(page, cancel_url, {"csrf_token": "x" * 43}, svc.url)
         other_site = _post(page, cancel_url, {"csrf_token": token}, "https://evil.example")
         no_origin = _post(page, cancel_url, {"csrf_token": token}, None)
-        still = svc.get_run(run_id, AUTH)["status"]
+        for refused in (no_token, wrong_token, other_site, no_origin):
+            assert refused.status == 403
+        assert svc.get_run(run_id, AUTH)["status"] == "running"  # none of them cancelled it
         page.click("#cancel")
         page.wait_for_selector("#run-status .status-cancelled")
         shoot(page, "cancelled")
@@ -179,10 +189,7 @@ def test_cancel_and_retry_buttons_with_csrf(tmp_path: Path, context: Any, shoot:
         page.wait_for_selector("#run-status .status-succeeded")
         shoot(page, "retried")
         after = svc.get_run(run_id, AUTH)
-    for refused in (no_token, wrong_token, other_site, no_origin):
-        assert refused.status == 403
     assert "CSRF" in no_token.text() and "origin" in other_site.text()
-    assert still == "running"  # none of the refused requests cancelled it
     assert after["status"] == "cancelled"
     assert new_id != run_id and new_id.startswith("PROJ-8:")
 
