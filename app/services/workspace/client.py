@@ -55,7 +55,14 @@ from app.services.workspace.clonestate import restore_clone_state
 from app.services.workspace.gitenv import git_env, redact, token_allowed, url_has_password
 from app.services.workspace.layout import check_git_dir, gitfile_target, is_real_dir, same_path
 from app.services.workspace.locks import file_lock, process_lock
-from app.services.workspace.transit import fetch_via_transit, push_via_transit
+from app.services.workspace.reuse import reuse_worktree
+from app.services.workspace.spares import park
+from app.services.workspace.transit import (
+    fetch_missing_blobs,
+    fetch_via_transit,
+    push_via_transit,
+    remote_refs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -107,10 +114,15 @@ class GitWorkspace:
         source: str | None = None,
         base_branch: str | None = None,
         token: SecretStr | None = None,
+        partial_clone: bool = True,
+        spare_worktrees: int = 2,
     ) -> None:
         """`root`, `source`, `base_branch`, `token`: one repository of several (app/repositories/)
         - its own directory (clone, worktrees, transit, lock), URL, base branch and GitHub token -
-        instead of WORKSPACE_DIR, REPO_URL/REPO_DIR, BASE_BRANCH and GH_TOKEN."""
+        instead of WORKSPACE_DIR, REPO_URL/REPO_DIR, BASE_BRANCH and GH_TOKEN.
+        `partial_clone`: clone a URL remote with `--filter=blob:none` (a local path is cloned
+        locally, hard-linked, in full). `spare_worktrees`: how many finished worktrees `remove`
+        keeps for the next `prepare` to reuse (spares.py, reuse.py); 0 = a fresh worktree always."""
         self.root = (root or settings.workspace_dir).absolute()
         self.repo_dir = self.root / "repo"
         self.worktrees_dir = self.root / "worktrees"
@@ -127,6 +139,8 @@ class GitWorkspace:
         self.network_timeout = network_timeout
         self.local_timeout = local_timeout
         self.lock_timeout = lock_timeout
+        self.spare_worktrees = spare_worktrees
+        self._partial_clone = partial_clone
 
     # ----- the Workspace protocol -----
     async def prepare(self, ticket_key: str) -> Worktree:
@@ -136,24 +150,53 @@ class GitWorkspace:
         branch, path = f"ticket/{slug}", self.worktrees_dir / f"ticket-{slug}"
         started = time.monotonic()
         async with self._repo_lock():
-            await self._sync_clone()
-            await self._drop_worktree(path, branch)
-            res = await self._clone_git("rev-parse", "--verify", "--quiet",
-                                        f"refs/remotes/origin/{self.base_branch}^{{commit}}", check=False)
-            if not res.ok:
-                raise WorkspaceError(f"base branch {self.base_branch!r} not found on origin",
-                                     exit_code=res.exit_code)
-            base_sha = res.output.strip().splitlines()[-1]
+            refs = await self._sync_clone()
+            base_sha = refs.get(f"refs/remotes/origin/{self.base_branch}")
+            if base_sha is None:
+                raise WorkspaceError(f"base branch {self.base_branch!r} not found on origin")
+            if self._partial:  # the blobs this checkout needs, through transit (never a lazy fetch)
+                await fetch_missing_blobs(self._repo_git, self.root, self._clone_gitdir, self._source_url(),
+                                          base_sha)
             self.worktrees_dir.mkdir(parents=True, exist_ok=True)
-            # git names the worktree's git dir after the path; a leftover under that name (prune
-            # keeps locked ones) would make it pick another name than the one we address it by.
-            await asyncio.to_thread(_remove_tree, self._gitdir_of(path))
-            await self._clone_git("worktree", "add", "--quiet", "-B", branch, str(path), base_sha)
+            reused = await reuse_worktree(self._wt_git, self._clone_gitdir, path, branch, base_sha,
+                                          _remove_tree)
+            if not reused:
+                await self._drop_worktree(path, branch)
+                # git names the worktree's git dir after the path; a leftover under that name (prune
+                # keeps locked ones) would make it pick another name than the one we address it by.
+                await asyncio.to_thread(_remove_tree, self._gitdir_of(path))
+                await self._clone_git("worktree", "add", "--quiet", "-B", branch, str(path), base_sha)
             self._check_pointer(path)
         logger.info("worktree_prepared", extra={"ticket": ticket_key, "branch": branch,
-                                                "path": str(path), "base_sha": base_sha,
+                                                "path": str(path), "base_sha": base_sha, "reused": reused,
                                                 "duration_s": round(time.monotonic() - started, 3)})
         return Worktree(path=path, branch=branch, base_sha=base_sha)
+
+    async def prepare_branch(self, ticket_key: str) -> Worktree:
+        """The ticket's worktree re-created from its pushed branch (a follow-up continues the PR):
+        fetch, then `git worktree add -B ticket/<slug> <path> origin/ticket/<slug>`. `base_sha` is
+        that pushed head, so has_changes / pending_files / outgoing_objects see only the follow-up's
+        own work and the push adds commits on top (no rewrite of pushed history)."""
+        slug = ticket_key.lower()
+        if not _SLUG_RE.fullmatch(slug):
+            raise WorkspaceError(f"invalid ticket key {ticket_key!r}")
+        branch, path = f"ticket/{slug}", self.worktrees_dir / f"ticket-{slug}"
+        async with self._repo_lock():
+            refs = await self._sync_clone()
+            head = refs.get(f"refs/remotes/origin/{branch}")
+            if head is None:
+                raise WorkspaceError(f"branch {branch!r} is not on origin (deleted after the PR?)")
+            if self._partial:
+                await fetch_missing_blobs(self._repo_git, self.root, self._clone_gitdir, self._source_url(),
+                                          head)
+            self.worktrees_dir.mkdir(parents=True, exist_ok=True)
+            await self._drop_worktree(path, branch)
+            await asyncio.to_thread(_remove_tree, self._gitdir_of(path))
+            await self._clone_git("worktree", "add", "--quiet", "-B", branch, str(path), head)
+            self._check_pointer(path)
+        logger.info("worktree_prepared_from_branch", extra={"ticket": ticket_key, "branch": branch,
+                                                           "path": str(path), "head": head})
+        return Worktree(path=path, branch=branch, base_sha=head)
 
     async def has_changes(self, worktree: Worktree) -> bool:
         status = await self._wt_git(worktree, "status", "--porcelain", "--untracked-files=all",
@@ -237,11 +280,15 @@ class GitWorkspace:
 
     async def remove(self, worktree: Worktree) -> None:
         async with self._repo_lock():
+            parked = False
             if is_real_dir(self._clone_gitdir):
-                await self._drop_worktree(worktree.path, worktree.branch)
+                parked = park(self._clone_gitdir, worktree.path, worktree.base_sha, self.spare_worktrees)
+                if not parked:
+                    await self._drop_worktree(worktree.path, worktree.branch)
             else:
                 await asyncio.to_thread(_remove_tree, worktree.path)
-        logger.info("worktree_removed", extra={"branch": worktree.branch, "path": str(worktree.path)})
+        logger.info("worktree_removed", extra={"branch": worktree.branch, "path": str(worktree.path),
+                                               "kept_as_spare": parked})
 
     async def read_base_file(self, base_sha: str, path: str, max_bytes: int = 65_536) -> str | None:
         """The file at `path` in the commit `base_sha` (the fetched base branch), read from the
@@ -274,15 +321,24 @@ class GitWorkspace:
             return self._source
         return str(Path(self._source).expanduser().absolute())  # a local path: independent of cwd
 
-    async def _sync_clone(self) -> None:
-        """Clone if missing (or not a plain directory), else fetch the configured URL. Lock held."""
+    @property
+    def _partial(self) -> bool:
+        """A partial clone: asked for, and the source is a URL (git clones a local path locally,
+        in full, whatever the filter)."""
+        source = self._source or ""
+        return self._partial_clone and ("://" in source or source.startswith("git@"))
+
+    async def _sync_clone(self) -> dict[str, str]:
+        """Clone if missing (or not a plain directory), else fetch the configured URL; return the
+        clone's `refs/remotes/origin/*` (ref → sha). Lock held."""
         source = self._source_url()
         started = time.monotonic()
         if is_real_dir(self._clone_gitdir):
             self._restore_clone()  # before git reads anything of it (also removes a planted commondir)
-            await fetch_via_transit(self._repo_git, self.root, self._clone_gitdir, source)
+            refs = await fetch_via_transit(self._repo_git, self.root, self._clone_gitdir, source,
+                                           partial=self._partial)
             logger.info("repo_fetched", extra={"duration_s": round(time.monotonic() - started, 3)})
-            return
+            return refs
         if self.repo_dir.exists():  # a half-made or foreign directory: our own path, start over
             logger.warning("repo_dir_invalid_recloning", extra={"path": str(self.repo_dir)})
             await asyncio.to_thread(shutil.rmtree, self.repo_dir)
@@ -290,17 +346,27 @@ class GitWorkspace:
         scratch = self.root / f".repo-clone-{uuid.uuid4().hex}"
         try:
             # A clone writes its own fresh config; it is the one token call outside transit/.
-            await self._git("clone", "--quiet", "--no-checkout", "--no-tags", "--template=", "--origin",
-                            "origin", source, str(scratch), git_dir=None, cwd=self.root, network=True)
+            # A partial clone: commits and trees only; the blobs a worktree needs come per checkout.
+            partial = ("--filter=blob:none",) if self._partial else ()
+            await self._git("clone", "--quiet", "--no-checkout", "--no-tags", "--template=", *partial,
+                            "--origin", "origin", source, str(scratch), git_dir=None, cwd=self.root,
+                            network=True)
             scratch.rename(self.repo_dir)
             self._restore_clone()  # the same known state as every later run starts from
         finally:
             if scratch.exists():
                 await asyncio.to_thread(shutil.rmtree, scratch, True)
-        logger.info("repo_cloned", extra={"duration_s": round(time.monotonic() - started, 3)})
+        logger.info("repo_cloned", extra={"duration_s": round(time.monotonic() - started, 3),
+                                          "partial": self._partial})
+        return await remote_refs(self._repo_git, self._clone_gitdir)
 
     async def _drop_worktree(self, path: Path, branch: str) -> None:
-        """Remove whatever occupies `path` or has `branch` checked out, then prune. Lock held."""
+        """Remove whatever occupies `path` or has `branch` checked out, then prune. Lock held.
+        Nothing at the path, no registration of it and no registration's HEAD on `branch` (what
+        `worktree add -B` checks): nothing to do, and no git process for it."""
+        if not (path.exists() or path.is_symlink() or self._gitdir_of(path).exists()) and \
+                not await asyncio.to_thread(self._branch_checked_out, branch):
+            return
         listing = await self._clone_git("worktree", "list", "--porcelain")
         ref = f"refs/heads/{branch}"
         for block in listing.output.strip().split("\n\n")[1:]:  # the first block is the clone itself
@@ -310,6 +376,20 @@ class GitWorkspace:
                 await self._clone_git("worktree", "remove", "--force", "--force", wt_path, check=False)
         await asyncio.to_thread(_remove_tree, path)
         await self._clone_git("worktree", "prune")
+
+    def _branch_checked_out(self, branch: str) -> bool:
+        """Some registration's HEAD names `branch` (read as text, as git itself reads it)."""
+        registrations = self._clone_gitdir / "worktrees"
+        if not is_real_dir(registrations):
+            return False
+        wanted = f"ref: refs/heads/{branch}"
+        for reg in registrations.iterdir():
+            try:
+                if (reg / "HEAD").read_text(errors="replace").strip() == wanted:
+                    return True
+            except OSError:
+                continue
+        return False
 
     async def _head(self, worktree: Worktree) -> str:
         res = await self._wt_git(worktree, "rev-parse", "HEAD")
@@ -341,7 +421,7 @@ class GitWorkspace:
 
     def _restore_clone(self) -> None:
         """The shared clone's config, hooks and info back to the service's state (clonestate.py)."""
-        changed = restore_clone_state(self._clone_gitdir, self._source_url())
+        changed = restore_clone_state(self._clone_gitdir, self._source_url(), partial=self._partial)
         if changed:
             logger.warning("repo_state_restored", extra={"changed": changed[:50]})
 
@@ -370,10 +450,12 @@ class GitWorkspace:
         return await self._git(*args, git_dir=self._clone_gitdir, cwd=self.repo_dir, check=check)
 
     async def _repo_git(
-        self, *args: str, git_dir: Path, network: bool = False, stdin: bytes | None = None, check: bool = True
+        self, *args: str, git_dir: Path, network: bool = False, stdin: bytes | None = None,
+        check: bool = True, env: dict[str, str] | None = None, max_output: int | None = None,
     ) -> CommandResult:
         """A `transit.GitRunner`: git in the repository `git_dir` (a bare repo or the clone's git dir)."""
-        return await self._git(*args, git_dir=git_dir, network=network, stdin=stdin, check=check)
+        return await self._git(*args, git_dir=git_dir, network=network, stdin=stdin, check=check, env=env,
+                               max_output=max_output or _OUTPUT_CAP)
 
     async def _wt_git(
         self, worktree: Worktree, *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None,
@@ -423,7 +505,8 @@ class GitWorkspace:
         res = await run_command(
             ["git", *args],
             cwd=cwd or work_tree or git_dir or self.root,
-            env=git_env(token=token, url=url if token else None, extra={**repo_env, **(env or {})}),
+            env=git_env(token=token, url=url if token else None, extra={**repo_env, **(env or {})},
+                        transport=network),
             timeout=self.network_timeout if network else self.local_timeout,
             max_output_chars=max_output,
             stdin=stdin,

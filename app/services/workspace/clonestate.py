@@ -9,6 +9,8 @@ trusts it: `restore_clone_state` rewrites it from what the service itself needs 
 other places git looks for programs or rules:
 - `config`: core settings of a non-bare clone, the configured URL as `origin` and its refspec
   (the object format is kept when it is sha256: a wrong one only breaks the repo, runs nothing);
+  for a partial clone (`partial`, the service's own choice, never read from the clone) `origin`
+  is also the promisor remote, so git accepts the blobs it never fetched as promised, not missing;
 - `config.worktree` here and `worktrees/*/config.worktree`: removed;
 - `hooks/`: emptied (hooks are off anyway: `core.hooksPath=/dev/null`);
 - `info/`: only a default `exclude`; no `attributes`, `grafts`, `sparse-checkout`;
@@ -35,18 +37,22 @@ DEFAULT_EXCLUDE = (
 _OBJECT_FORMATS = ("sha1", "sha256")
 
 
-def known_config(url: str, object_format: str = "sha1") -> str:
+def known_config(url: str, object_format: str = "sha1", *, partial: bool = False) -> str:
     """The shared clone's config as the service sets it. `url` is the configured repository
-    (never a value read from the clone)."""
+    (never a value read from the clone); `partial`: the clone was made with `--filter=blob:none`
+    (the service never lets that clone fetch by itself: see gitenv.py, `protocol.allow`)."""
     if any(c in url for c in "\n\r\0"):
         raise ValueError("a repository URL cannot contain a line break")
     quoted = url.replace("\\", "\\\\").replace('"', '\\"')
-    lines = ["[core]", f"\trepositoryformatversion = {1 if object_format == 'sha256' else 0}",
+    version = 1 if object_format == "sha256" or partial else 0
+    lines = ["[core]", f"\trepositoryformatversion = {version}",
              "\tfilemode = true", "\tbare = false", "\tlogallrefupdates = true"]
     if object_format == "sha256":
         lines += ["[extensions]", "\tobjectformat = sha256"]
     lines += ['[remote "origin"]', f'\turl = "{quoted}"', "\tfetch = +refs/heads/*:refs/remotes/origin/*",
               "\ttagOpt = --no-tags"]
+    if partial:
+        lines += ["\tpromisor = true", "\tpartialclonefilter = blob:none"]
     return "\n".join(lines) + "\n"
 
 
@@ -98,13 +104,13 @@ def _real_dir(path: Path) -> None:
     path.mkdir(exist_ok=True)
 
 
-def restore_clone_state(git_dir: Path, url: str) -> list[str]:
+def restore_clone_state(git_dir: Path, url: str, *, partial: bool = False) -> list[str]:
     """Put the shared clone's config, hooks and info back (module docstring); return what was
     changed or removed, relative to `git_dir` (for a log line: a non-empty list means someone
     tampered, or the clone was made by an older version)."""
     changed: list[str] = []
     config = git_dir / "config"
-    wanted = known_config(url, _object_format(config))
+    wanted = known_config(url, _object_format(config), partial=partial)
     try:
         current = config.read_text() if config.is_file() and not config.is_symlink() else None
     except (OSError, UnicodeDecodeError):

@@ -120,11 +120,18 @@ def credential_target(url: str) -> tuple[str, str]:
 
 
 def git_env(
-    *, token: str | None = None, url: str | None = None, extra: dict[str, str] | None = None
+    *, token: str | None = None, url: str | None = None, extra: dict[str, str] | None = None,
+    transport: bool = True,
 ) -> dict[str, str]:
     """Scrubbed environment for one git call; with `token` (which needs the `url` it is for), the
-    credential helper scoped to that URL's scheme and host, and its variables."""
+    credential helper scoped to that URL's scheme and host, and its variables. Without
+    `transport`, git may speak no transport at all (`protocol.allow=never`): a call in the shared
+    clone or a worktree never talks to a remote, and in a partial clone that is what keeps git's
+    own lazy fetch of a missing blob (a `git fetch` of the clone's `origin`, which would run in the
+    clone, under its config, without the token) from happening: blobs arrive through transit.py."""
     config = list(_BASE_CONFIG)
+    if not transport:
+        config.append(("protocol.allow", "never"))
     env: dict[str, str] = {
         "GIT_TERMINAL_PROMPT": "0",
         "GCM_INTERACTIVE": "never",

@@ -142,7 +142,7 @@ class TestSharedCloneRestoredAtPrepare:
         self, ws: GitWorkspace, evil: Path, marker: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         wt = await ws.prepare("PROJ-2")
-        monkeypatch.setattr(ws_client, "restore_clone_state", lambda *_: [])
+        monkeypatch.setattr(ws_client, "restore_clone_state", lambda *_, **__: [])
         # Only the driver the worktree's .gitattributes names: git add/status run its clean filter.
         _plant(ws.repo_dir / ".git" / "config", [("filter.evil.clean", str(evil))])
         await _everything_the_service_does(ws, wt)
