@@ -120,6 +120,12 @@ class Settings(BaseSettings):
     jira_webhook_secret: SecretStr | None = Field(None, alias="JIRA_WEBHOOK_SECRET")
     operator_token: SecretStr | None = Field(None, alias="OPERATOR_TOKEN")
     rate_limit: str = Field("10/minute", alias="RATE_LIMIT")
+    # Deliveries that proved a webhook secret: a Jira bulk change (up to 1000 issues) from one
+    # address must not meet the abuse limit above (app/intake/rate_limit.py).
+    rate_limit_authenticated: str = Field("2000/minute", alias="RATE_LIMIT_AUTHENTICATED")
+    # Shared counters for every host (e.g. redis://127.0.0.1:6379/0; may hold a password); unset:
+    # per process, in memory.
+    rate_limit_storage_url: SecretStr | None = Field(None, alias="RATE_LIMIT_STORAGE_URL")
     max_body_bytes: int = Field(1_048_576, ge=1024, alias="MAX_BODY_BYTES")
     # Peers whose CF-Connecting-IP / X-Forwarded-For we believe (the tunnel, ngrok, a local proxy).
     trusted_proxies: Annotated[list[str], NoDecode] = Field(

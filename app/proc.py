@@ -50,7 +50,7 @@ ENV_ALLOWLIST = frozenset({
 # Never copied from the service's environment, even if someone adds them to the allowlist.
 SECRET_ENV_NAMES = frozenset({
     "GH_TOKEN", "GITHUB_TOKEN", "ANTHROPIC_API_KEY", "WEBHOOK_SECRET", "JIRA_WEBHOOK_SECRET",
-    "JIRA_API_TOKEN", "OPERATOR_TOKEN", "DATABASE_URL",
+    "JIRA_API_TOKEN", "OPERATOR_TOKEN", "DATABASE_URL", "RATE_LIMIT_STORAGE_URL",
 })
 SECRET_ENV_PREFIXES = ("LANGFUSE_", "GH_TOKEN_")  # GH_TOKEN_<NAME>: a repository's own token
 

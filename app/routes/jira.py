@@ -4,13 +4,15 @@ The route never does the work: it hands a validated `Ticket` to the runner's `su
 deduplicated enqueue) and answers 202 `{"status": "queued"|"duplicate", "run_id"}` or 202
 `{"status": "ignored", "reason"}`. Bad input raises the `app.errors` classes (400/401/413/415/422),
 rendered `{"error", "detail"}` by the app's handler; never a 5xx for bad input and never 409 (Jira
-retries 408/409/425/429/5xx). Order of checks: rate limit (429, before any byte of the body is
-read) → body size (413) → auth (401) → media type (415) → JSON (400/422) → rules → key (400).
+retries 408/409/425/429/5xx). Order of checks: rate limit (429; before any byte of the body is read
+unless a signature must be checked against it, see app/intake/rate_limit.py) → body size (413) → auth
+(401) → media type (415) → JSON (400/422) → rules → key (400). Authenticated deliveries have their
+own, far higher budget (RATE_LIMIT_AUTHENTICATED): a Jira bulk change is accepted in full.
 
-`install(app, settings)` is called by `create_app`: it builds this app's slowapi `Limiter` (on
-`app.state.limiter`, keyed on the real client behind trusted proxies), its 429 handler and the
+`install(app, settings)` is called by `create_app`: it builds this app's `IntakeLimits` (on
+`app.state.intake_limits`, keyed on the real client behind trusted proxies), its 429 handler and the
 router. At request time the route gets the runner and the service's own Jira account through
-app/api/dependencies.py, and reads what `install` put on `app.state` (settings, limiter, rules).
+app/api/dependencies.py, and reads what `install` put on `app.state` (settings, limits, rules).
 
 Parsing (JSON decode, envelope, ticket with its ADF render) of a big body runs in a worker
 process (`app.intake.parse_pool`): the C JSON decoder keeps the GIL while it runs, so a thread would
@@ -22,15 +24,11 @@ from __future__ import annotations
 
 import logging
 
-import limits
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from slowapi import Limiter
-from slowapi.errors import RateLimitExceeded
 
 from app.api.dependencies import JiraAccountDep, RunnerDep
 from app.config import Settings
-from app.errors import ConfigError
 from app.intake import (
     TrustedProxies,
     authenticate,
@@ -41,6 +39,7 @@ from app.intake import (
 )
 from app.intake.auth import SIGNATURE_HEADER, TOKEN_HEADER
 from app.intake.parse_pool import IntakeRules, ParsePool
+from app.intake.rate_limit import IntakeLimits, RateLimited
 from app.services.runner.engine import RunEngine
 
 logger = logging.getLogger(__name__)
@@ -49,29 +48,20 @@ WEBHOOK_PATH = "/webhook/jira"
 
 
 def install(app: FastAPI, settings: Settings) -> None:
-    """Wire the webhook into `app`: limiter + 429 handler + router. Raises ConfigError for an
-    unparsable RATE_LIMIT or TRUSTED_PROXIES (start-up fails instead of running unprotected)."""
-    try:
-        limits.parse_many(settings.rate_limit)
-    except ValueError:
-        raise ConfigError(
-            f"RATE_LIMIT {settings.rate_limit!r} is not a slowapi limit such as '10/minute'"
-        ) from None
+    """Wire the webhook into `app`: rate limits + 429 handler + router. Raises ConfigError for an
+    unparsable RATE_LIMIT, RATE_LIMIT_AUTHENTICATED, RATE_LIMIT_STORAGE_URL or TRUSTED_PROXIES
+    (start-up fails instead of running unprotected)."""
     trusted = TrustedProxies.parse(settings.trusted_proxies)
-    # In-memory counters per process: the limit protects this instance; headers_enabled adds
-    # Retry-After to 429s, which Jira's retry logic honours.
-    limiter = Limiter(
-        key_func=make_key_func(trusted), storage_uri="memory://", headers_enabled=True,
-        strategy="moving-window",
-    )
-    app.state.limiter = limiter
+    # Two budgets per real client address, in RATE_LIMIT_STORAGE_URL (shared by every host) or in
+    # memory (app/intake/rate_limit.py); 429s carry Retry-After, which Jira's retry logic honours.
+    app.state.intake_limits = IntakeLimits.from_settings(settings, make_key_func(trusted))
     app.state.parse_pool = ParsePool()  # closed by the lifespan
     app.state.intake_rules = IntakeRules.from_settings(settings)
     _warn_open_intake(settings)
     # Starlette types every handler as taking a bare Exception though it dispatches by class, so a
     # handler for one exception type never matches its signature (starlette's typing gap).
-    app.add_exception_handler(RateLimitExceeded, _rate_limited)  # type: ignore[arg-type]
-    app.include_router(_build_router(limiter, settings.rate_limit))
+    app.add_exception_handler(RateLimited, _rate_limited)  # type: ignore[arg-type]
+    app.include_router(_build_router())
 
 
 def _warn_open_intake(settings: Settings) -> None:
@@ -85,22 +75,15 @@ def _warn_open_intake(settings: Settings) -> None:
                                         "(development only; production requires it)"})
 
 
-def _rate_limited(request: Request, exc: RateLimitExceeded) -> Response:
-    response = JSONResponse(
-        {"error": "rate_limited", "detail": f"rate limit exceeded: {exc.detail}"}, status_code=429
-    )
-    limiter: Limiter = request.app.state.limiter
-    # slowapi's own handler does exactly this to add X-RateLimit-* and Retry-After.
-    return limiter._inject_headers(response, request.state.view_rate_limit)
+def _rate_limited(request: Request, exc: RateLimited) -> Response:
+    return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=429, headers=exc.headers)
 
 
-def _build_router(limiter: Limiter, rate_limit: str) -> APIRouter:
-    """A router per app: slowapi binds a limit to the limiter that decorated the endpoint, and each
-    app (each test, each `create_app`) has its own limiter and counters."""
+def _build_router() -> APIRouter:
+    """A router per app (each test, each `create_app`); its limits are on `app.state`."""
     router = APIRouter(tags=["intake"])
 
     @router.post(WEBHOOK_PATH, status_code=202)
-    @limiter.limit(rate_limit)
     async def jira_webhook(request: Request, runner: RunnerDep,
                            own_account: JiraAccountDep) -> JSONResponse:
         """Accept one Jira delivery (system webhook, Automation rule or custom body)."""
@@ -112,14 +95,13 @@ def _build_router(limiter: Limiter, rate_limit: str) -> APIRouter:
 async def _handle(request: Request, runner: RunEngine, own_account: str | None) -> JSONResponse:
     state = request.app.state
     settings: Settings = state.settings
-    raw = await read_body_limited(request, settings.max_body_bytes)
-    authenticate(
-        settings,
-        token=request.headers.get(TOKEN_HEADER),
-        signature=request.headers.get(SIGNATURE_HEADER),
-        raw_body=raw,
-        has_query=bool(request.url.query),
-    )
+    token, signature = request.headers.get(TOKEN_HEADER), request.headers.get(SIGNATURE_HEADER)
+    limits: IntakeLimits = state.intake_limits
+    async with limits.admission(request, settings, token=token, signature=signature) as admission:
+        raw = await read_body_limited(request, settings.max_body_bytes)
+        method = authenticate(settings, token=token, signature=signature, raw_body=raw,
+                              has_query=bool(request.url.query))
+        await admission.proved(method)
     check_content_type(request.headers.get("content-type"))
     envelope, decided = await state.parse_pool.parse(raw, state.intake_rules,
                                                      own_account or settings.jira_account_id)

@@ -81,13 +81,18 @@ def settings_secrets(settings: Settings) -> dict[str, str]:
         if isinstance(value, SecretStr) and value.get_secret_value():
             out[(info.alias or field).upper()] = value.get_secret_value()
     url = getattr(settings, "database_url", None)
-    if url:
+    storage = getattr(settings, "rate_limit_storage_url", None)
+    # A URL's password alone is a secret too (the whole URL is one already when it is a SecretStr).
+    for name, value in (("DATABASE_URL", url), ("RATE_LIMIT_STORAGE_URL_PASSWORD",
+                        storage.get_secret_value() if isinstance(storage, SecretStr) else None)):
+        if not value:
+            continue
         try:
-            password = urlsplit(url).password
+            password = urlsplit(value).password
         except ValueError:
             password = None
         if password:
-            out["DATABASE_URL"] = unquote(password)
+            out[name] = unquote(password)
     return out
 
 
