@@ -6,25 +6,26 @@ secret, no network - the setup alone may reach the egress proxy when SETUP_ALLOW
 no view of the workspace beyond their worktree, and nothing they start outlives them) with
 `CHECK_TIMEOUT_SEC`, the scrubbed environment plus `CI=true` (tools
 then run once, non-interactively: no watch mode, no prompts), Python bytecode caching kept out of
-the worktree (see `_python_cache_env`), and output capped at `CHECK_OUTPUT_MAX_CHARS` keeping the
+the worktree (bytecode.py), and output capped at `CHECK_OUTPUT_MAX_CHARS` keeping the
 end. An empty command means "not configured" and passes with a note, so a gate switched on without
 a command does not loop on a failure nobody can fix.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Sequence
 from pathlib import Path
 
 from app.config import Settings
 from app.proc import scrubbed_env
 from app.services.checks.base import CheckName, CheckResult
+from app.services.checks.bytecode import BYTECODE_ENV, purge_tree_bytecode
 from app.services.egress_proxy import EgressProxyServer
-from app.services.sandbox import SANDBOX_TMP, Endpoint, Sandbox, SandboxCall, build_sandbox
+from app.services.sandbox import Endpoint, Sandbox, SandboxCall, build_sandbox
 from app.services.workspace.gitenv import sandbox_git_env
 
 logger = logging.getLogger(__name__)
@@ -32,15 +33,6 @@ logger = logging.getLogger(__name__)
 EGRESS_PORT = 3128  # the egress proxy's loopback port inside the sandbox's own network namespace
 # Room kept under the cap for the note appended when a command is killed by its timeout.
 _NOTE_ROOM = 200
-
-
-def _python_cache_env(empty_dir: str) -> dict[str, str]:
-    """Why: Python trusts a cached `.pyc` whose recorded source size and mtime (whole seconds) match.
-    An agent's edit that keeps a file's size within the same second (`return 3` → `return 2`) would
-    be judged by stale bytecode: the one a previous check wrote, or one the agent's own test run left
-    in the worktree's `__pycache__`. So no check writes bytecode (`PYTHONDONTWRITEBYTECODE`), and the
-    cache Python looks in is an empty throwaway directory (`PYTHONPYCACHEPREFIX`), never the tree."""
-    return {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": empty_dir}
 
 
 def _proxy_env(endpoints: tuple[Endpoint, ...]) -> dict[str, str]:
@@ -88,8 +80,8 @@ class CommandChecks:
         self.timeout = settings.check_timeout_sec
         self.max_output_chars = settings.check_output_max_chars
 
-    async def run(self, name: CheckName, cwd: Path) -> CheckResult:
-        argv = self._commands[name]
+    async def run(self, name: CheckName, cwd: Path, argv: Sequence[str] | None = None) -> CheckResult:
+        argv = list(argv) if argv is not None else self._commands[name]
         if not argv:
             return CheckResult(name=name, passed=True, exit_code=0, duration_s=0.0,
                                output=f"no {name} command configured; skipped")
@@ -97,15 +89,19 @@ class CommandChecks:
         if name == "setup" and self.egress is not None and self._egress_server is not None:
             self._egress_server.start()  # idempotent; serves on its own thread
             endpoints = (self.egress,)
-        with self._pycache() as pycache:
-            env = scrubbed_env({"CI": "true", **_python_cache_env(pycache), **_proxy_env(endpoints),
-                                **_git_env(bool(endpoints))})
-            res = await self.sandbox.run(
-                argv,
-                SandboxCall(worktree=cwd, env=env, endpoints=endpoints),
-                timeout=self.timeout,
-                max_output_chars=max(self.max_output_chars - _NOTE_ROOM, 100),
-            )
+        try:  # no bytecode from the tree is trusted (bytecode.py)
+            await asyncio.to_thread(purge_tree_bytecode, cwd)
+        except OSError as exc:
+            return CheckResult(name=name, passed=False, exit_code=None, duration_s=0.0,
+                               output=f"cannot remove Python bytecode from the worktree: {exc}")
+        env = scrubbed_env({"CI": "true", **BYTECODE_ENV, **_proxy_env(endpoints),
+                            **_git_env(bool(endpoints))})
+        res = await self.sandbox.run(
+            argv,
+            SandboxCall(worktree=cwd, env=env, endpoints=endpoints),
+            timeout=self.timeout,
+            max_output_chars=max(self.max_output_chars - _NOTE_ROOM, 100),
+        )
         output = res.output
         if res.timed_out:
             output += f"\n[{name} command killed after its {self.timeout:g}s timeout]"
@@ -127,12 +123,3 @@ class CommandChecks:
             self._egress_server.close()
             shutil.rmtree(self._egress_server.socket_path.parent, ignore_errors=True)
 
-    @contextlib.contextmanager
-    def _pycache(self) -> Iterator[str]:
-        """An empty bytecode cache directory: on the call's own tmpfs inside the sandbox, else a
-        throwaway directory of the service."""
-        if self.sandbox.name != "none":
-            yield f"{SANDBOX_TMP}/pycache"
-            return
-        with tempfile.TemporaryDirectory(prefix="auto-code-pycache-", ignore_cleanup_errors=True) as empty:
-            yield empty
