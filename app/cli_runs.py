@@ -51,6 +51,7 @@ def add_parsers(sub: Any) -> None:
     runs = sub.add_parser("runs", help="list runs, newest first")
     runs.add_argument("--ticket")
     runs.add_argument("--status", choices=get_args(RunStatus))
+    runs.add_argument("--repository", help="a repository's name (REPOSITORIES_FILE)")
     runs.add_argument("--limit", type=int, default=20)
     common(runs)
     for name, helptext in (("show", "one run with its steps"), ("cancel", "cancel a run"),
@@ -171,7 +172,8 @@ def _runs(client: httpx.Client, _: str, args: Any, out: IO[str]) -> int:
     from app.dashboard.render import duration
     from app.dashboard.views import run_seconds
 
-    params = {k: v for k, v in (("ticket", args.ticket), ("status", args.status), ("limit", args.limit)) if v}
+    params = {k: v for k, v in (("ticket", args.ticket), ("status", args.status),
+                                ("repository", args.repository), ("limit", args.limit)) if v}
     data = _checked(client.get("/runs", params=params))
     if args.json:
         print(json.dumps(data, indent=2), file=out)
@@ -180,10 +182,10 @@ def _runs(client: httpx.Client, _: str, args: Any, out: IO[str]) -> int:
     if not runs:
         print("no runs", file=out)
         return EXIT_OK
-    rows = [[r.run_id, r.ticket, r.kind, r.status, _when(r.created_at), duration(run_seconds(r)),
-             _money(r.cost_usd), r.pr_url or "-"] for r in runs]
-    headers = ["RUN", "TICKET", "KIND", "STATUS", "CREATED (UTC)", "DURATION", "COST", "PR"]
-    table(headers, rows, out, status_col=3)
+    rows = [[r.run_id, r.ticket, r.repository or "-", r.kind, r.status, _when(r.created_at),
+             duration(run_seconds(r)), _money(r.cost_usd), r.pr_url or "-"] for r in runs]
+    headers = ["RUN", "TICKET", "REPOSITORY", "KIND", "STATUS", "CREATED (UTC)", "DURATION", "COST", "PR"]
+    table(headers, rows, out, status_col=4)
     return EXIT_OK
 
 

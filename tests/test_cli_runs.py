@@ -87,9 +87,11 @@ def test_runs_and_show_as_tables_json_and_exit_codes(tmp_path: Path) -> None:
 
     assert listed.returncode == 0, listed.stderr
     header, *rows = listed.stdout.splitlines()
-    assert header.split() == ["RUN", "TICKET", "KIND", "STATUS", "CREATED", "(UTC)", "DURATION", "COST", "PR"]
+    assert header.split() == ["RUN", "TICKET", "REPOSITORY", "KIND", "STATUS", "CREATED", "(UTC)", "DURATION",
+                              "COST", "PR"]
     assert [r.split()[0] for r in rows] == [bad["run_id"], good["run_id"]]  # newest first, full ids
-    assert rows[0].split()[3] == "failed" and rows[1].split()[3] == "succeeded"
+    assert rows[0].split()[4] == "failed" and rows[1].split()[4] == "succeeded"
+    assert rows[0].split()[2] == rows[1].split()[2] == "default"  # the settings' one repository
     assert "\x1b" not in listed.stdout  # a pipe gets no colour
     assert "\x1b[32msucceeded" in coloured and "\x1b[31mfailed" in coloured  # a terminal does
     assert ANSI.sub("", coloured).split() == listed.stdout.split()
