@@ -46,7 +46,8 @@ def cli_on_a_terminal(tmp_path: Path, svc: LiveService, *args: str) -> str:
     home.mkdir(exist_ok=True)
     leader, follower = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "app.cli", *args, "--url", svc.url], cwd=home,
-                            env=cli_env(home), stdout=follower, stderr=subprocess.PIPE, start_new_session=True)
+                            env=cli_env(home), stdout=follower, stderr=subprocess.PIPE,
+                            start_new_session=True)
     os.close(follower)
     chunks = []
     while True:
@@ -127,7 +128,8 @@ def test_logs_follow_prints_lines_as_they_come_and_ends_with_the_run(tmp_path: P
         svc.store.add_log(run_id, "written before following")
         home = tmp_path / "cli-home"
         home.mkdir()
-        follow = subprocess.Popen([sys.executable, "-m", "app.cli", "logs", run_id, "--follow", "--url", svc.url],
+        argv = [sys.executable, "-m", "app.cli", "logs", run_id, "--follow", "--url", svc.url]
+        follow = subprocess.Popen(argv,
                                   cwd=home, env=cli_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True, start_new_session=True)
         assert follow.stdout is not None

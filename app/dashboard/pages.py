@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from app.api.dependencies import RunnerDep, SettingsDep, StoreDep
+from app.api.dependencies import RunnerDep, ServicesDep, SettingsDep, StoreDep
 from app.dashboard.render import render
 from app.dashboard.security import (
     DashboardError,
@@ -22,7 +22,7 @@ from app.dashboard.security import (
     check_csrf,
     read_form,
 )
-from app.dashboard.spend import spend_report
+from app.dashboard.spend import from_ledger, from_runs
 from app.dashboard.views import implemented, run_row, ticket_summary, timeline
 from app.models import FINAL_STATUSES, RunKind, RunStatus
 from app.routes.runs import run_events
@@ -35,7 +35,7 @@ PAGE_ROWS = 100
 # The store filters by ticket and status; kind and repository are filtered here, over this many of
 # the newest matching runs.
 FILTER_WINDOW = 1000
-SPEND_WINDOW = 10_000  # the spend page sums over at most this many of the newest runs
+SPEND_WINDOW = 10_000  # without a spend ledger, the page sums over at most this many newest runs
 LOG_LINES = 500
 
 
@@ -147,10 +147,16 @@ async def retry(request: Request, run_id: str, session: SessionDep, signer: Sign
 
 
 @router.get("/spend")
-async def spend_page(request: Request, session: SessionDep, signer: SignerDep, store: StoreDep) -> Response:
-    runs = await store.list_runs(limit=SPEND_WINDOW)
-    return render(request, "spend.html", {"report": spend_report(runs), "window": SPEND_WINDOW,
-                                          "counted": len(runs), "csrf": signer.csrf_token(session)})
+async def spend_page(request: Request, session: SessionDep, signer: SignerDep,
+                     services: ServicesDep) -> Response:
+    # The spend ledger when the service has one (app/services/spend/, set on the pipeline's deps).
+    ledger = getattr(getattr(services.deps, "spend", None), "ledger", None)
+    if ledger is not None:
+        report = await from_ledger(ledger)
+    else:
+        report = from_runs(await services.store.list_runs(limit=SPEND_WINDOW))
+    return render(request, "spend.html", {"report": report, "window": SPEND_WINDOW,
+                                          "csrf": signer.csrf_token(session)})
 
 
 __all__ = ["router"]

@@ -84,9 +84,9 @@ class LiveService:
         return dict(resp.json())
 
     def get_run_list(self, **params: Any) -> list[dict[str, Any]]:
-        resp = httpx.get(f"{self.url}/runs", params=params,
-                         headers={"Authorization": f"Bearer {self.app.state.settings.operator_token.get_secret_value()}"}
-                         if self.app.state.settings.operator_token else {}, timeout=10)
+        token = self.app.state.settings.operator_token
+        headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
+        resp = httpx.get(f"{self.url}/runs", params=params, headers=headers, timeout=10)
         assert resp.status_code == 200, resp.text
         return list(resp.json())
 

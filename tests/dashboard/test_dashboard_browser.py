@@ -211,7 +211,8 @@ def test_hostile_text_is_text_and_the_csp_blocks_injected_script(tmp_path: Path,
         images = page.eval_on_selector_all("main img", "els => els.length")
         page.evaluate("""() => {
             window.__violations = [];
-            document.addEventListener('securitypolicyviolation', (e) => window.__violations.push(e.violatedDirective));
+            document.addEventListener('securitypolicyviolation',
+                                      (e) => window.__violations.push(e.violatedDirective));
             const s = document.createElement('script');
             s.textContent = 'window.__inline = 1';
             document.body.appendChild(s);
