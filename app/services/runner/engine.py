@@ -9,7 +9,7 @@
 - `cancel`, `retry`, `recover_executor` for operators.
 - At start: the run tables migrated to head and DBOS launched, both under the schema lock
   (migrate.py); then the reconciler (reconcile.py), once and every RECONCILE_INTERVAL_SEC, and the
-  dispatcher (queue workers only).
+  dispatcher.
 Facts this relies on (measured with dbos 3.4, see shared/notes/dbos.md): DBOS is a process-wide
 singleton; queues are registered after launch; recovery only takes runs of the same
 `application_version` and `executor_id`, so both are pinned from settings.
@@ -103,8 +103,9 @@ class RunEngine:
         log.info("engine_started", extra={"executor_id": self.settings.executor_id, "schema": revision,
                                           "app_version": self.settings.app_version, "queue_worker": worker})
         await self.reconcile()
-        if worker:  # a one-off process hands off what it accepted itself (`flush`) before it exits
-            self._dispatching = asyncio.create_task(self.dispatcher.run())
+        # Every process hands off what it accepts (a one-off process also `flush`es before it exits);
+        # only queue workers take runs from the queue.
+        self._dispatching = asyncio.create_task(self.dispatcher.run())
         interval = self.settings.reconcile_interval_sec
         if interval > 0:
             self._reconciler = asyncio.create_task(reconcile_forever(self.store, interval))
