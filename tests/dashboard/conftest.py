@@ -19,7 +19,10 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API runs an event loop in this thread while it is
+# started, and every pytest-asyncio test collected after it would fail with "Runner.run() cannot be
+# called from a running event loop" if it stayed up for the whole session.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip(f"BROWSER TESTS SKIPPED: {CHROMIUM} is absent (apt-get install -y chromium)")
