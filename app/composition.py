@@ -14,6 +14,8 @@ a running app.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from app.config import Settings
@@ -28,9 +30,11 @@ from app.services.jira.base import JiraReporter
 from app.services.jira.factory import build_jira_reporter
 from app.services.langfuse.base import Tracer
 from app.services.langfuse.factory import build_tracer
+from app.services.metrics import ServiceMetrics
 from app.services.outbound_scan import SecretScanner
 from app.services.runner.deps import PipelineDeps
 from app.services.runner.engine import RunEngine
+from app.services.runner.operations import attach_operations
 from app.services.runner.store import SqlRunStore, make_engine
 from app.services.runner.store_async import AsyncRunStore
 from app.services.sandbox import build_sandbox
@@ -56,6 +60,8 @@ class Collaborators:
     pull_requests: PullRequests | None = None
     tracer: Tracer | None = None
     jira: JiraReporter | None = None
+    # The clock the spend caps read (which UTC day and month it is): tests move it instead of sleeping.
+    clock: Callable[[], float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +94,7 @@ def build_deps(settings: Settings, store: AsyncRunStore, given: Collaborators,
         tracer=tracer,
         jira=jira,
         scanner=scanner,
+        clock=given.clock or time.time,
     )
 
 
@@ -105,7 +112,7 @@ async def prove_sandbox(settings: Settings, sandbox: Sandbox | None = None) -> S
 
 
 async def open_services(settings: Settings, given: Collaborators, *,
-                        sandbox_proven: bool = False) -> Services:
+                        sandbox_proven: bool = False, metrics: ServiceMetrics | None = None) -> Services:
     """Build and start everything (the run store, the pipeline's collaborators, the engine with
     DBOS and the queue). `sandbox_proven`: `auto-code serve` proved the sandbox before uvicorn."""
     # One scanner for the outbound check and the store: no secret value leaves or is stored.
@@ -114,6 +121,7 @@ async def open_services(settings: Settings, given: Collaborators, *,
     store = AsyncRunStore(SqlRunStore(make_engine(settings.system_database_url), redact=scanner.redact))
     sandbox = build_sandbox(settings) if sandbox_proven else await prove_sandbox(settings)
     deps = build_deps(settings, store, given, sandbox, scanner)
+    attach_operations(deps, metrics)  # spend ledger and caps, Jira progress comment, metrics
     engine = RunEngine(settings, deps)
     await engine.start()
     account = settings.jira_account_id
@@ -130,6 +138,8 @@ async def close_services(services: Services) -> None:
     """Stop the engine, then close every collaborator (each failure logged; shutdown goes on)."""
     services.runner.stop()
     deps = services.deps
+    if deps.progress is not None:
+        await deps.progress.aclose()
     closers = [deps.claude.aclose, deps.pull_requests.aclose, deps.checks.aclose]
     if deps.jira is not None:
         closers.append(deps.jira.aclose)

@@ -26,6 +26,7 @@ from app.logger import configure_logging
 from app.proc import is_secret_env_name
 from app.routes import health, runs, ui
 from app.routes import jira as jira_routes
+from app.services.metrics import ServiceMetrics
 from app.startup import check_workspace
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.scrub_env:
         scrub_secret_env()
     services = await open_services(settings, app.state.collaborators,
-                                   sandbox_proven=app.state.sandbox_proven)
+                                   sandbox_proven=app.state.sandbox_proven, metrics=app.state.metrics)
     app.state.services = services  # the one write after create_app: start-up, before serving
     if not settings.webhook_auth_configured:
         log.warning("webhook_auth_disabled: no WEBHOOK_SECRET or JIRA_WEBHOOK_SECRET (development only)")
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, collaborators: Collaborators | 
     app.state.settings = settings
     app.state.collaborators = collaborators or Collaborators()
     app.state.sandbox_proven = sandbox_proven
+    app.state.metrics = ServiceMetrics()  # per app: its own registry (app/services/metrics/)
     _install_error_handlers(app)
     jira_routes.install(app, settings)
     app.include_router(health.router)

@@ -62,6 +62,17 @@ class Envelope:
     issue_labels: tuple[str, ...] = ()
 
 
+def _where(exc: Exception) -> str:
+    """Where the body broke, in the JSON decoder's own words (never the body's text)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at line {exc.lineno} column {exc.colno} (char {exc.pos})"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 at byte {exc.start}"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return type(exc).__name__
+
+
 def parse_json(raw: bytes) -> dict[str, Any]:
     """Decode the raw body: 400 when it is not JSON, 422 when it is JSON but not an object."""
     if not raw.strip():
@@ -75,7 +86,7 @@ def parse_json(raw: bytes) -> dict[str, Any]:
     # ValueError covers JSONDecodeError, UnicodeDecodeError and over-long int literals;
     # RecursionError is what a deeply nested array/object raises.
     except (ValueError, RecursionError) as exc:
-        raise BadRequest(f"body is not valid JSON: {type(exc).__name__}", code="invalid_json") from None
+        raise BadRequest(f"body is not valid JSON: {_where(exc)}", code="invalid_json") from None
     if not isinstance(body, dict):
         raise Unprocessable(
             f"body must be a JSON object, got {_type_name(body)}", code="invalid_payload"

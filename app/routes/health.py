@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import PlainTextResponse
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from app.api.dependencies import OperatorDep, SettingsDep, StoreDep
+from app.services.metrics import ServiceMetrics, SharedState
 
 router = APIRouter()
 
@@ -23,13 +27,12 @@ async def health(settings: SettingsDep, store: StoreDep) -> dict[str, object]:
     }
 
 
-@router.get("/metrics", response_class=PlainTextResponse, dependencies=[OperatorDep])
-async def metrics(store: StoreDep) -> str:
+@router.get("/metrics", dependencies=[OperatorDep])
+async def metrics(request: Request, store: StoreDep) -> Response:
+    """This process's counters and histograms, and the shared-state gauges read from the run
+    database now (app/services/metrics/registry.py says which is which)."""
     counts = await store.count_by_status()
-    lines = [
-        "# HELP auto_code_runs Runs recorded, by status.",
-        "# TYPE auto_code_runs gauge",
-    ]
-    for status in ("queued", "running", "succeeded", "failed", "no_changes", "cancelled"):
-        lines.append(f'auto_code_runs{{status="{status}"}} {counts.get(status, 0)}')
-    return "\n".join(lines) + "\n"
+    queued = tuple(r.created_at for r in await store.list_active() if r.status == "queued")
+    registry: ServiceMetrics = request.app.state.metrics
+    body = registry.render(SharedState(counts=counts, queued_since=queued, now=time.time()))
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

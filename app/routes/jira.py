@@ -40,6 +40,7 @@ from app.intake import (
 from app.intake.auth import SIGNATURE_HEADER, TOKEN_HEADER
 from app.intake.parse_pool import IntakeRules, ParsePool
 from app.intake.rate_limit import IntakeLimits, RateLimited
+from app.intake.trace import delivery_id, traced
 from app.services.runner.engine import RunEngine
 
 logger = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def _build_router() -> APIRouter:
     async def jira_webhook(request: Request, runner: RunnerDep,
                            own_account: JiraAccountDep) -> JSONResponse:
         """Accept one Jira delivery (system webhook, Automation rule or custom body)."""
-        return await _handle(request, runner, own_account)
+        return await traced(request, lambda: _handle(request, runner, own_account))  # intake/trace.py
 
     return router
 
@@ -120,5 +121,6 @@ async def _handle(request: Request, runner: RunEngine, own_account: str | None) 
 
 
 def _ignored(reason: str, event: str | None, *, ticket: str | None = None) -> JSONResponse:
-    logger.info("webhook_ignored", extra={"ticket": ticket, "reason": reason, "webhook_event": event})
+    logger.info("webhook_ignored", extra={"ticket": ticket, "reason": reason, "webhook_event": event,
+                                          "outcome": "ignored", "delivery_id": delivery_id()})
     return JSONResponse({"status": "ignored", "reason": reason}, status_code=202)

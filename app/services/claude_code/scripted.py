@@ -18,7 +18,9 @@ a service started as a subprocess can be scripted):
           "fix": [[ACTION, ...]],           #   list of actions for every round; "fix" = any gate
           "review": ["HAS_ISSUES: true\\nFINDINGS:\\n- a.py:1 bug", "HAS_ISSUES: false\\nFINDINGS:\\nnone"],
           "errors": {"implement": "max_turns", "fix:test": "api_error"},   # raise AgentError
-          "result": "Implemented the thing." # result_text of implement/fix
+          "result": "Implemented the thing.", # result_text of implement/fix
+          "cost_usd": 0.0,                  # what each implement/fix call reports as metered,
+          "usage": {"input_tokens": 0}      #   with these token counts (the model proxy's keys)
         }
       }
     }
@@ -150,8 +152,9 @@ class ScriptedClaudeCode:
         if req.log:
             req.log(f"mock-claude[{phase}] applied {len(actions)} action(s)")
         result = ticket.get("result") or f"Scripted {phase} for {req.ticket_key}: {len(actions)} change(s)."
-        return AgentRun(session_id=session_id, turns=len(actions) + 1, cost_usd=0.0, result_text=result,
-                        usage={"input_tokens": 0, "output_tokens": 0})
+        usage = dict(ticket.get("usage") or {"input_tokens": 0, "output_tokens": 0})
+        return AgentRun(session_id=session_id, turns=len(actions) + 1,
+                        cost_usd=float(ticket.get("cost_usd", 0.0)), result_text=result, usage=usage)
 
 
 def _summary(prompt: str) -> str:

@@ -25,6 +25,7 @@ from app.errors import ConfigError, JiraError
 from app.intake.keys import is_valid_key
 from app.services.http_retry import RetryPolicy, send_with_retries
 from app.services.jira.adf import to_adf
+from app.services.jira.base import JiraComment
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,45 @@ class JiraRestReporter:
         self._check(resp, f"comment on {ticket_key}", ticket_key)
         logger.info("jira_commented", extra={"ticket": ticket_key})
 
+    # ----- comments as objects (the progress comment: app/services/jira/progress.py) -----
+    async def list_comments(self, ticket_key: str, *, limit: int = 200) -> list[JiraComment]:
+        """The issue's comments, newest first, at most `limit` (pages of 100: Jira's maximum)."""
+        path = f"/rest/api/3/issue/{_key(ticket_key)}/comment"
+        found: list[JiraComment] = []
+        while len(found) < limit:
+            params = {"startAt": len(found), "maxResults": 100, "orderBy": "-created"}
+            resp = await self._request("GET", path, "list comments", params=params)
+            self._check(resp, f"list the comments of {ticket_key}", ticket_key)
+            page = resp.json().get("comments") or []
+            found += [c for c in (JiraComment.of(item) for item in page) if c is not None]
+            if not page or len(page) < 100:
+                break
+        return found[:limit]
+
+    async def add_comment(self, ticket_key: str, body: dict[str, Any], *, retry: bool = True,
+                          properties: dict[str, Any] | None = None) -> str:
+        """Post an ADF comment; its id. `retry=False`: one attempt only (a POST answered 5xx may
+        still have been made: the caller looks for it before posting again)."""
+        path = f"/rest/api/3/issue/{_key(ticket_key)}/comment"
+        payload: dict[str, Any] = {"body": body}
+        if properties:
+            payload["properties"] = [{"key": k, "value": v} for k, v in properties.items()]
+        policy = self._retry if retry else RetryPolicy(1, 0.0, 0.0, self._retry.sleep)
+        resp = await self._request("POST", path, "comment", json=payload, policy=policy)
+        self._check(resp, f"comment on {ticket_key}", ticket_key)
+        logger.info("jira_commented", extra={"ticket": ticket_key})
+        return str(resp.json().get("id") or "")
+
+    async def update_comment(self, ticket_key: str, comment_id: str, body: dict[str, Any]) -> None:
+        """Replace the comment's body (PUT is idempotent: retried like a read). Without notifying
+        watchers: a progress edit per step would otherwise mail everyone each time."""
+        if not comment_id.isdigit():
+            raise JiraError(f"refusing a comment id that is not a number: {comment_id[:20]!r}")
+        path = f"/rest/api/3/issue/{_key(ticket_key)}/comment/{comment_id}"
+        resp = await self._request("PUT", path, "edit comment", json={"body": body},
+                                   params={"notifyUsers": "false"})
+        self._check(resp, f"edit comment {comment_id} on {ticket_key}", ticket_key)
+
     async def link_pull_request(self, ticket_key: str, url: str, title: str) -> None:
         payload = {
             "globalId": url[:_GLOBAL_ID_MAX],
@@ -108,7 +148,8 @@ class JiraRestReporter:
             await self._http.aclose()
 
     # ----- HTTP -----
-    async def _request(self, method: str, path: str, action: str, **kwargs: Any) -> httpx.Response:
+    async def _request(self, method: str, path: str, action: str, *, policy: RetryPolicy | None = None,
+                       **kwargs: Any) -> httpx.Response:
         headers = {"Accept": "application/json", "User-Agent": "auto-code"}
 
         def unanswered(exc: httpx.HTTPError, attempt: int) -> JiraError:
@@ -119,7 +160,7 @@ class JiraRestReporter:
 
         return await send_with_retries(
             lambda: self._http.request(method, self._base + path, headers=headers, auth=self._auth, **kwargs),
-            self._retry,
+            policy or self._retry,
             retry_delay=self._retry_delay,
             unanswered=unanswered,
             on_retry=on_retry,

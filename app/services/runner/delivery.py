@@ -125,7 +125,12 @@ class DeliverySteps(StepBase):
         async with self.row(run, "report") as row:
             row.detail = {"outcome": report.outcome}
             try:
-                if report.outcome == "succeeded" and report.pr_url:
+                if self.d.progress is not None:
+                    # The run's one comment, edited to its final state (progress.py); then the link
+                    # and the optional transition. Bounded: a slow Jira never holds the run for long.
+                    await asyncio.wait_for(self._final_report(run, report),
+                                           self.d.settings.jira_progress_timeout_sec * 3)
+                elif report.outcome == "succeeded" and report.pr_url:
                     await jira.comment(key, redact(f"auto-code opened a pull request: {report.pr_url}"))
                     await jira.link_pull_request(key, report.pr_url, f"Pull request for {key}")
                     if self.d.settings.jira_done_transition:
@@ -139,10 +144,20 @@ class DeliverySteps(StepBase):
                 else:
                     row.status, row.detail = "skipped", {"reason": report.outcome}
             except Exception as exc:  # best effort: whatever goes wrong, the run's outcome stands
-                problem = _detail(exc)
+                timed_out = isinstance(exc, TimeoutError)
+                problem = "timed out (JIRA_PROGRESS_TIMEOUT_SEC)" if timed_out else _detail(exc)
                 row.status, row.detail = "failed", {"error": problem}
         if problem:
             await self.say(run, f"reporting to Jira failed: {problem}", "warning", step="report")
+
+    async def _final_report(self, run: RunRef, report: Report) -> None:
+        d, key = self.d, run.key
+        assert d.progress is not None and d.jira is not None
+        await d.progress.final(run.run_id, key, report)
+        if report.outcome == "succeeded" and report.pr_url:
+            await d.jira.link_pull_request(key, report.pr_url, f"Pull request for {key}")
+            if d.settings.jira_done_transition:
+                await d.jira.transition(key, d.settings.jira_done_transition)
 
     @DBOS.step()
     async def cleanup(self, run: RunRef, wt: WorktreeRef, keep: bool) -> None:
@@ -171,6 +186,8 @@ class DeliverySteps(StepBase):
         if status == "failed":
             await self.d.store.fail_running_steps(run.run_id, error or "failed")
         await self.d.store.update_run(run.run_id, status=status, error=error)
+        if self.d.metrics is not None:
+            self.d.metrics.run_finished(status)
         level = "warning" if status == "failed" else "info"
         await self.say(run, f"run_finished status={status}" + (f" error={error}" if error else ""), level,
                        step="finish")

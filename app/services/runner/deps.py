@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from app.config import Settings
 from app.services.checks.base import Checks
@@ -13,6 +16,11 @@ from app.services.langfuse.base import Tracer
 from app.services.outbound_scan import SecretScanner
 from app.services.runner.store_async import AsyncRunStore
 from app.services.workspace.base import Workspace
+
+if TYPE_CHECKING:  # runtime imports would be circular (progress imports the runner's models)
+    from app.services.metrics import ServiceMetrics
+    from app.services.runner.progress import ProgressHub
+    from app.services.spend import SpendGuard
 
 
 @dataclass
@@ -31,3 +39,10 @@ class PipelineDeps:
     # Set by the engine just before DBOS shuts down. A step whose agent dies because the service is
     # stopping must not record that as the run's failure: the run resumes after the restart.
     stopping: bool = False
+    # Issue 13 (all optional: the fast pipeline tests run without them). The run's Jira progress
+    # comment (runner/progress.py), the spend ledger and caps (services/spend/), this process's
+    # metrics (services/metrics/), and the clock the spend caps read (tests move it).
+    progress: ProgressHub | None = None
+    spend: SpendGuard | None = None
+    metrics: ServiceMetrics | None = None
+    clock: Callable[[], float] = time.time

@@ -16,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from app.errors import AgentError
 from app.models import StepStatus
@@ -57,19 +59,35 @@ class StepBase:
         steps (its check and fix rounds): only the first starts it and the last finishes it; the
         others update its detail."""
         store = self.d.store
+        began = time.monotonic()
         if begin:
             await store.start_step(run.run_id, name)
+            self.progressed(run, name)
         row = StepRow()
         try:
             yield row
         except StepFailed as failed:
             await store.finish_step(run.run_id, name, "failed",
                                     row.detail if row.detail is not None else {"error": failed.reason})
+            self.observed(run, name, "failed", began)
             raise
         if end:
             await store.finish_step(run.run_id, name, row.status, row.detail or {})
         elif row.detail is not None:
             await store.update_step_detail(run.run_id, name, row.detail)
+        self.observed(run, name, row.status if end else "round", began)
+
+    def observed(self, run: RunRef, name: str, status: str, began: float) -> None:
+        """Hooks after a step row changed: the step-duration histogram (this DBOS step's wall time; a
+        gate's check and fix rounds are `status="round"`) and the run's Jira progress comment
+        (background, never waits)."""
+        if self.d.metrics is not None:
+            self.d.metrics.step_done(name, status, time.monotonic() - began)
+        self.progressed(run, name)
+
+    def progressed(self, run: RunRef, step: str | None = None) -> None:
+        if self.d.progress is not None:
+            self.d.progress.notify(run.run_id, run.key, step)
 
     async def say(self, run: RunRef, message: str, level: str = "info", **fields: object) -> None:
         message = self.d.scanner.redact(message)
@@ -94,13 +112,15 @@ class StepBase:
                                    "retry the run")
 
     async def record_call(self, run: RunRef, call_id: str, turns: int, cost_usd: float,
-                          session_id: str | None) -> None:
+                          session_id: str | None, usage: Mapping[str, Any] | None = None) -> None:
         """One agent call's turns and cost, under an id unique in the run (`implement`, `review:0`,
         `lint:fix:2`): a step re-run after a crash records its call again under the same id, which
         replaces the figures instead of adding them. `session_id`: the run's latest, or None (the
         review session is separate: the implement session stays the one to resume)."""
         await self.d.store.add_usage(run.run_id, turns=turns, cost_usd=cost_usd, session_id=session_id,
                                      call_id=call_id)
+        if self.d.spend is not None:  # the ledger by token kind, and the caps' 80% warning
+            await self.d.spend.record_call(run.run_id, run.key, call_id, cost_usd, usage)
 
     async def agent_failed(self, run: RunRef, step: str, call_id: str, err: AgentError) -> AgentFailed:
         """The failure to raise for a failed agent call, after recording what the call spent."""
@@ -114,7 +134,7 @@ class StepBase:
 
     async def agent_done(self, run: RunRef, call_id: str, call: AgentRun, usage: Usage) -> Usage:
         """Record a finished call; the run's usage after it (what the PR body shows)."""
-        await self.record_call(run, call_id, call.turns, call.cost_usd, call.session_id)
+        await self.record_call(run, call_id, call.turns, call.cost_usd, call.session_id, call.usage)
         return usage.plus(call.turns, call.cost_usd)
 
     def outbound_check(self, step: str, what: str, items: list[tuple[str, str | bytes]],

@@ -79,3 +79,35 @@ usage = sa.Table(
     sa.Column("cost_usd", sa.Float, nullable=False),
     sa.Column("recorded_at", sa.Float, nullable=False),
 )
+
+# Migration 0005: the spend ledger (app/services/spend/): one row per agent call, by token kind, from
+# the model proxy's metered figures; recording a call again replaces its row.
+spend = sa.Table(
+    "ac_spend",
+    metadata,
+    sa.Column("run_id", sa.String(200), primary_key=True),
+    sa.Column("call_id", sa.String(200), primary_key=True),
+    sa.Column("ticket", sa.String(100), nullable=False),
+    sa.Column("project", sa.String(100), nullable=False),
+    sa.Column("day", sa.String(10), nullable=False),  # UTC YYYY-MM-DD of the service's clock
+    sa.Column("recorded_at", sa.Float, nullable=False),
+    sa.Column("model", sa.String(100)),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cache_creation_input_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cache_read_input_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cost_usd", sa.Float, nullable=False),
+    sa.Index("ix_ac_spend_day_project", "day", "project"),
+    sa.Index("ix_ac_spend_ticket", "ticket"),
+)
+
+# Cap notices already sent: one per (scope, period, level), so each is logged and commented once.
+spend_notices = sa.Table(
+    "ac_spend_notices",
+    metadata,
+    sa.Column("scope", sa.String(120), primary_key=True),
+    sa.Column("period", sa.String(10), primary_key=True),
+    sa.Column("level", sa.String(10), primary_key=True),
+    sa.Column("sent_at", sa.Float, nullable=False),
+    sa.Column("run_id", sa.String(200)),
+)

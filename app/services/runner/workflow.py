@@ -26,6 +26,7 @@ from app.services.runner.delivery import DeliverySteps
 from app.services.runner.deps import PipelineDeps
 from app.services.runner.errors import GateFailed, StepFailed
 from app.services.runner.gates import explain, stop_reason
+from app.services.runner.hold import HoldSteps
 from app.services.runner.models import (
     GateName,
     GateResult,
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 
 @DBOS.dbos_class()
-class TicketRunner(WorkSteps, DeliverySteps, DBOSConfiguredInstance):
+class TicketRunner(WorkSteps, HoldSteps, DeliverySteps, DBOSConfiguredInstance):
     """One instance per process under the config name "runner" (DBOS finds it again on recovery by
     that name). Its collaborators are bound by the engine before DBOS launches (`deps`)."""
 
@@ -64,6 +65,7 @@ class TicketRunner(WorkSteps, DeliverySteps, DBOSConfiguredInstance):
         if opts is None:  # its record ended before it started (a cancel while queued): no work
             log.info("run_not_started", extra={"reason": "record already final"})
             return "cancelled"
+        await self.wait_while_held(run)  # a spend cap reached: `waiting` until there is room (hold.py)
         wt: WorktreeRef | None = None
         try:
             wt = await self.prepare(run)

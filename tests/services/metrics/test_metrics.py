@@ -1,0 +1,75 @@
+"""`/metrics` after real runs: names and values of this process's counters and histograms
+(deliveries by outcome, runs by final status, step durations, queue wait, model tokens and cost),
+the shared-state gauges read from the database (a record written by "another host" counts), no
+ticket key or text in any label, and one registry per app (two apps in one process never mix)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import prometheus_client
+from prometheus_client.parser import text_string_to_metric_families
+
+from app.main import create_app
+from tests.gitrepos import make_remote, workspace_settings
+from tests.services.runner.harness import running_service
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_metrics_after_a_run(tmp_path: Path) -> None:
+    usage = {"input_tokens": 1200, "output_tokens": 300, "cache_creation_input_tokens": 50,
+             "cache_read_input_tokens": 7000}
+    script = {"tickets": {"PROJ-90": {"implement": [{"write": "x.md", "content": "x\n"}], "cost_usd": 0.25,
+                                      "usage": usage}}}
+    with running_service(tmp_path, script) as svc:
+        run = svc.run("PROJ-90", summary="secret-ish summary text")
+        assert svc.client.post("/webhook/jira", content=b"{oops", headers={"content-type": "application/json"}
+                               ).status_code == 400
+        ignored = svc.client.post("/webhook/jira", json={"webhookEvent": "comment_created",
+                                                          "issue": {"key": "PROJ-91"}})
+        assert ignored.json()["status"] == "ignored"
+        # A run another host accepted: its record is in the shared database only.
+        svc.services.store.sync.create_run("PROJ-92:elsewhere", "PROJ-92", '{"key": "PROJ-92"}')
+        resp = svc.client.get("/metrics")
+    assert run["status"] == "succeeded"
+    assert resp.headers["content-type"].startswith("text/plain; version=")
+    m = _samples(resp.text)
+    assert m["auto_code_webhook_deliveries_total", (("code", ""), ("outcome", "queued"))] == 1
+    assert m["auto_code_webhook_deliveries_total", (("code", "invalid_json"), ("outcome", "rejected"))] == 1
+    assert m["auto_code_webhook_deliveries_total", (("code", ""), ("outcome", "ignored"))] == 1
+    assert m["auto_code_runs_finished_total", (("status", "succeeded"),)] == 1
+    assert m["auto_code_step_duration_seconds_count", (("status", "succeeded"), ("step", "implement"))] == 1
+    assert m["auto_code_step_duration_seconds_count", (("status", "succeeded"), ("step", "push"))] == 1
+    assert m["auto_code_queue_wait_seconds_count", ()] == 1
+    assert m["auto_code_model_tokens_total", (("kind", "input"),)] == 1200
+    assert m["auto_code_model_tokens_total", (("kind", "cache_read"),)] == 7000
+    assert m["auto_code_model_tokens_total", (("kind", "cache_creation"),)] == 50
+    assert m["auto_code_model_cost_usd_total", ()] == 0.25
+    # Shared state, from the database: the other host's queued record shows.
+    assert m["auto_code_runs", (("status", "succeeded"),)] == 1
+    assert m["auto_code_queue_depth", ()] == 1
+    assert m["auto_code_runs_in_flight", ()] == 0
+    assert m["auto_code_queue_oldest_age_seconds", ()] >= 0
+    labels = " ".join(v for (_, pairs) in m for _, v in pairs)
+    assert not re.search(r"PROJ|secret-ish", labels)
+
+
+def test_each_app_has_its_own_registry(tmp_path: Path) -> None:
+    settings = workspace_settings(tmp_path, make_remote(tmp_path / "target"))
+    a, b = create_app(settings), create_app(settings)
+    a.state.metrics.delivery("queued")
+    a.state.metrics.run_finished("failed")
+    from app.services.metrics import SharedState
+    text_b = b.state.metrics.render(SharedState(counts={})).decode()
+    assert 'auto_code_runs_finished_total{status="failed"}' not in text_b
+    assert 'auto_code_runs_finished_total{status="failed"} 1.0' in a.state.metrics.render(
+        SharedState(counts={})).decode()
+    assert not [n for n in prometheus_client.REGISTRY._names_to_collectors if n.startswith("auto_code")]
