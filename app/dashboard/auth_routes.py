@@ -29,6 +29,7 @@ from app.dashboard.security import (
     safe_next,
     set_session_cookie,
 )
+from app.dashboard.throttle import throttle
 
 router = APIRouter(prefix="/ui", route_class=DashboardRoute, include_in_schema=False)
 
@@ -89,7 +90,11 @@ async def login(request: Request, settings: SettingsDep, signer: SignerDep) -> R
     target = safe_next(form.get("next"))
     expected = settings.operator_token
     token = form.get("token", "").strip()
+    limit = throttle(request)
+    if not limit.allowed(request):
+        raise DashboardError(429, "Too many attempts", "too many failed sign-ins: wait a minute, then retry")
     if expected is not None and not hmac.compare_digest(token.encode(), expected.get_secret_value().encode()):
+        limit.failed(request)
         return render(request, "login.html", {"next": target, "form_csrf": signer.csrf_token(session),
                                               "problem": "That is not the operator token."}, status=401)
     _, cookie = signer.issue(auth=True)  # a new session id: the anonymous one is not promoted

@@ -1,0 +1,109 @@
+"""The dashboard over plain HTTP against the real service: sign-in rules (CSRF on the form,
+throttled failures, redirects only within /ui), sign-out, error pages for bad input (4xx, never a
+5xx, with the security headers), the static allowlist, and a follow-up run on its parent's page."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+
+from app.dashboard.throttle import SIGN_IN_FAILURES
+from tests.dashboard.live_service import LiveService, live_service
+
+OP = "operator-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {OP}"}
+
+
+def login_form(client: httpx.Client) -> str:
+    page = client.get("/ui/login")
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found, page.text
+    return found.group(1)
+
+
+def sign_in(svc: LiveService, client: httpx.Client, token: str = OP,
+            next_: str = "/ui/runs") -> httpx.Response:
+    csrf = login_form(client)
+    return client.post("/ui/login", data={"csrf_token": csrf, "token": token, "next": next_},
+                       headers={"Origin": svc.url})
+
+
+def csrf_of(page: httpx.Response) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found
+    return found.group(1)
+
+
+def test_sign_in_form_rules_and_sign_out(tmp_path: Path) -> None:
+    with live_service(tmp_path, OPERATOR_TOKEN=OP) as svc, httpx.Client(base_url=svc.url, timeout=10) as c:
+        no_form_session = httpx.post(f"{svc.url}/ui/login", data={"token": OP, "csrf_token": "x"},
+                                     headers={"Origin": svc.url}, timeout=10)
+        login_form(c)
+        no_csrf = c.post("/ui/login", data={"token": OP}, headers={"Origin": svc.url})
+        other_site = c.post("/ui/login", data={"token": OP, "csrf_token": login_form(c)},
+                            headers={"Origin": "https://evil.example"})
+        offsite_next = sign_in(svc, c, next_="//evil.example/ui/runs")
+        runs = c.get("/ui/runs")
+        signed_out = c.post("/ui/logout", data={"csrf_token": csrf_of(runs)}, headers={"Origin": svc.url})
+        after = c.get("/ui/runs")
+    assert no_form_session.status_code == 403 and no_csrf.status_code == 403 and other_site.status_code == 403
+    assert offsite_next.status_code == 303 and offsite_next.headers["location"] == "/ui/runs"
+    assert runs.status_code == 200
+    assert signed_out.status_code == 303 and 'ac_session=""' in signed_out.headers["set-cookie"]
+    assert after.status_code == 303 and after.headers["location"].startswith("/ui/login")
+
+
+def test_failed_sign_ins_are_throttled(tmp_path: Path) -> None:
+    with live_service(tmp_path, OPERATOR_TOKEN=OP) as svc, httpx.Client(base_url=svc.url, timeout=10) as c:
+        wrong = [sign_in(svc, c, token=f"guess-{n:02d}-0123456789abcdef").status_code
+                 for n in range(SIGN_IN_FAILURES)]
+        right_but_throttled = sign_in(svc, c)
+    assert wrong == [401] * SIGN_IN_FAILURES
+    assert right_but_throttled.status_code == 429 and "too many failed sign-ins" in right_but_throttled.text
+
+
+def test_bad_input_gets_an_error_page_never_a_5xx(tmp_path: Path) -> None:
+    with live_service(tmp_path, OPERATOR_TOKEN=OP) as svc, httpx.Client(base_url=svc.url, timeout=10) as c:
+        sign_in(svc, c)
+        runs = c.get("/ui/runs")
+        token = csrf_of(runs)
+        answers = {
+            "unknown run": c.get("/ui/runs/NOPE-1:x"),
+            "unknown run's live part": c.get("/ui/runs/NOPE-1:x/live"),
+            "unknown run's events": c.get("/ui/runs/NOPE-1:x/events"),
+            "bad status": c.get("/ui/runs", params={"status": "exploded"}),
+            "bad kind": c.get("/ui/runs", params={"kind": "x"}),
+            "long ticket": c.get("/ui/runs", params={"ticket": "P" * 500}),
+            "json body": c.post("/ui/runs/NOPE-1:x/cancel", json={"csrf_token": token},
+                                headers={"Origin": svc.url}),
+            "huge form": c.post("/ui/runs/NOPE-1:x/cancel", data={"csrf_token": token, "pad": "x" * 20_000},
+                                headers={"Origin": svc.url}),
+            "cancel unknown": c.post("/ui/runs/NOPE-1:x/cancel", data={"csrf_token": token},
+                                     headers={"Origin": svc.url}),
+            "unknown static": c.get("/ui/static/.env"),
+            "unknown static name": c.get("/ui/static/config.py"),
+        }
+        script = c.get("/ui/static/dashboard.js")
+    expected = {"unknown run": 404, "unknown run's live part": 404, "unknown run's events": 404,
+                "bad status": 400, "bad kind": 400, "long ticket": 400, "json body": 415, "huge form": 413,
+                "cancel unknown": 404, "unknown static": 404, "unknown static name": 404}
+    assert {name: r.status_code for name, r in answers.items()} == expected
+    for name, r in answers.items():
+        assert "default-src 'none'" in r.headers.get("content-security-policy", ""), name
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert "default-src 'none'" in script.headers["content-security-policy"]
+
+
+def test_a_follow_up_run_is_linked_from_its_parent(tmp_path: Path) -> None:
+    with live_service(tmp_path, OPERATOR_TOKEN=OP) as svc, httpx.Client(base_url=svc.url, timeout=10) as c:
+        parent = svc.wait(svc.deliver("PROJ-6"), headers=AUTH)
+        svc.store.create_run("PROJ-6:ci-fix-1", "PROJ-6", '{"key": "PROJ-6"}', "running", kind="ci_fix",
+                             parent_run_id=parent["run_id"], pr_number=1)
+        sign_in(svc, c)
+        parent_page = c.get(f"/ui/runs/{parent['run_id']}")
+        child_page = c.get("/ui/runs/PROJ-6:ci-fix-1")
+    related = parent_page.text.split("Related runs", 1)[1]
+    assert re.search(r"follow-up ci fix <a href=\"/ui/runs/PROJ-6%3Aci-fix-1\"", related)
+    assert "follow-up of" in child_page.text and parent["run_id"].split(":")[1][:8] in child_page.text
