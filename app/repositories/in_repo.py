@@ -15,6 +15,7 @@ gate on or off, raise a limit or a budget, choose the repository - those stay th
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -71,21 +72,27 @@ def parse_in_repo(text: str) -> InRepoFile:
         raise InRepoFileError(f"{IN_REPO_FILE} on the base branch is invalid: {problems}") from None
 
 
-def effective(repo: RepositoryConfig, text: str | None) -> Effective:
-    """The operator's values, with what the repository's file sets where the operator allows it.
-    `text`: the file on the base branch (None: there is none). Raises InRepoFileError."""
-    values: dict[str, object] = {"setup_command": repo.setup_command, "lint_command": repo.lint_command,
-                                 "test_command": repo.test_command, "instructions": repo.instructions}
+def operator_values(repo: RepositoryConfig) -> Effective:
+    return Effective(setup_command=repo.setup_command, lint_command=repo.lint_command,
+                     test_command=repo.test_command, instructions=repo.instructions)
+
+
+def effective(base: Effective, allowed: Sequence[str], text: str | None) -> Effective:
+    """The operator's values (`base`), with what the repository's file sets where the operator
+    allows it (`allowed`: its in_repo_overrides). `text`: the file on the base branch (None: there
+    is none). Raises InRepoFileError."""
     if text is None:
-        return Effective(**values)  # type: ignore[arg-type]  # the four fields, typed above
+        return base
+    values: dict[str, object] = {"setup_command": base.setup_command, "lint_command": base.lint_command,
+                                 "test_command": base.test_command, "instructions": base.instructions}
     given = parse_in_repo(text).model_dump(exclude_none=True)
-    applied = tuple(k for k in given if k in repo.in_repo_overrides)
-    ignored = tuple(k for k in given if k not in repo.in_repo_overrides)
+    applied = tuple(k for k in given if k in allowed)
+    ignored = tuple(k for k in given if k not in allowed)
     for key in applied:
         value = given[key]
         if key == "instructions":
             # The operator's instructions stay; the repository's come after them.
-            value = "\n\n".join(t for t in (repo.instructions, str(value).strip()) if t)
+            value = "\n\n".join(t for t in (base.instructions, str(value).strip()) if t)
         else:
             value = tuple(value)
         values[key] = value
@@ -94,4 +101,5 @@ def effective(repo: RepositoryConfig, text: str | None) -> Effective:
     return Effective(**values, applied=applied, ignored=ignored, notes=notes)  # type: ignore[arg-type]
 
 
-__all__ = ["IN_REPO_FILE", "Effective", "InRepoFile", "InRepoFileError", "effective", "parse_in_repo"]
+__all__ = ["IN_REPO_FILE", "Effective", "InRepoFile", "InRepoFileError", "effective", "operator_values",
+           "parse_in_repo"]

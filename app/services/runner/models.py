@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from app.config import Settings
-from app.models import Ticket
+from app.models import RunKind, Ticket
 from app.services.workspace.base import Worktree
 
 GateName = Literal["review", "lint", "test"]
@@ -45,6 +45,13 @@ class RunRef(Frozen):
         return self.ticket.key
 
 
+class Unrouted(Frozen):
+    """Why no single repository takes the ticket, and how to fix that (the Jira comment says it)."""
+
+    reason: str
+    help: str
+
+
 class RunOptions(Frozen):
     """The run's shape, fixed and recorded by the start step: a run resumed after a restart under
     another configuration replays the same steps in the same order (DBOS matches recorded steps by
@@ -57,6 +64,25 @@ class RunOptions(Frozen):
     dry_run: bool
     gate_max_rounds: int
     allowed_commands: tuple[Command, ...] = ()  # argv of the enabled setup/lint/test checks
+    # The repository the ticket was routed to (app/repositories/) and what it brings, resolved when
+    # the run started (and its commands again by `configure`, from the repository's own file on
+    # its base branch): a replay works on the same repository with the same commands.
+    repository: str = ""  # "" = the one repository of the settings (runs recorded before routing)
+    routed_by: str = ""  # the rule that chose it: "component=api", "default"
+    base_branch: str = ""  # "" = BASE_BRANCH
+    setup_command: Command | None = None  # None = the Checks' configured command
+    lint_command: Command | None = None
+    test_command: Command | None = None
+    budget_usd: float | None = None  # model spend per run; None = CLAUDE_MAX_BUDGET_USD
+    instructions: str = ""  # the operator's (and, where allowed, the repository's) for the agent
+    in_repo_overrides: tuple[str, ...] = ()  # what the repository's own file may set (configure)
+    unroutable: Unrouted | None = None  # no single repository: the run ends needs_routing
+    not_started: str | None = None  # why the run cannot start (the ticket could not be read)
+    # The ticket as Jira's REST API has it (start reads it when Jira credentials are set); None:
+    # the delivery's copy is the ticket.
+    ticket: Ticket | None = None
+    # A follow-up on the PR the ticket's run opened (issue 11, app/followups/walk.py), from the record.
+    kind: RunKind = "ticket"
 
     @classmethod
     def from_settings(cls, s: Settings) -> RunOptions:
@@ -65,6 +91,16 @@ class RunOptions(Frozen):
         return cls(enable_setup=s.enable_setup, enable_review=s.enable_review, enable_lint=s.enable_lint,
                    enable_tests=s.enable_tests, dry_run=s.dry_run, gate_max_rounds=s.gate_max_rounds,
                    allowed_commands=tuple(tuple(argv) for argv, on in checks if on and argv))
+
+    def command(self, name: Literal["setup", "lint", "test"]) -> Command | None:
+        return {"setup": self.setup_command, "lint": self.lint_command, "test": self.test_command}[name]
+
+    def with_commands(self, setup: Command, lint: Command, test: Command, instructions: str) -> RunOptions:
+        """These commands (and the agent's allow rules for the enabled ones) and instructions."""
+        checks = ((setup, self.enable_setup), (lint, self.enable_lint), (test, self.enable_tests))
+        return self.model_copy(update={
+            "setup_command": setup, "lint_command": lint, "test_command": test, "instructions": instructions,
+            "allowed_commands": tuple(argv for argv, on in checks if on and argv)})
 
     @property
     def gates(self) -> tuple[GateName, ...]:
@@ -80,10 +116,11 @@ class WorktreeRef(Frozen):
     path: str
     branch: str
     base_sha: str
+    repository: str = ""  # whose workspace made it ("" = the one repository of the settings)
 
     @classmethod
-    def of(cls, wt: Worktree) -> WorktreeRef:
-        return cls(path=str(wt.path), branch=wt.branch, base_sha=wt.base_sha)
+    def of(cls, wt: Worktree, repository: str = "") -> WorktreeRef:
+        return cls(path=str(wt.path), branch=wt.branch, base_sha=wt.base_sha, repository=repository)
 
     @property
     def worktree(self) -> Worktree:

@@ -1,0 +1,122 @@
+"""Which repository a run works on, and what that repository brings: the routing part of `start`,
+the `configure` step (the repository's own file on its base branch) and the end of a run that no
+single repository takes (`not_started`: `needs_routing`, or a ticket Jira would not give us).
+
+`shape(run)` runs inside the recorded `start` step: it reads the ticket from Jira when credentials
+are set (the delivery's copy may be only a key), routes it (app/repositories/routing.py: rules, never
+the model), records the repository on the run, and returns the RunOptions that fix the run's shape -
+repository, gates, limits, commands, budget - so a replay after a crash takes the same repository
+with the same settings whatever the configuration says by then.
+"""
+
+from __future__ import annotations
+
+from dbos import DBOS
+
+from app.errors import AutoCodeError
+from app.repositories.in_repo import IN_REPO_FILE, Effective, InRepoFileError, effective
+from app.repositories.routing import Routed, Unroutable
+from app.services.runner.errors import StepFailed
+from app.services.runner.models import RunOptions, RunRef, Unrouted, WorktreeRef
+from app.services.runner.record import StepBase
+
+
+class RepoSteps(StepBase):
+    async def shape(self, run: RunRef) -> RunOptions:
+        """The run's options (see the module docstring). Called by `start`, inside its DBOS step."""
+        d = self.d
+        assert d.repositories is not None  # PipelineDeps sets it
+        ticket = None
+        if d.issues is not None:
+            custom = tuple(sorted({r.field for c in d.repositories.configs for r in c.routes if r.field}))
+            try:
+                ticket = await d.issues.read(run.key, custom)
+            except AutoCodeError as exc:
+                if not (run.ticket.summary or run.ticket.description):
+                    return RunOptions.from_settings(d.settings).model_copy(update={
+                        "not_started": d.scanner.redact(f"could not read {run.key} from Jira: {exc.detail}")})
+                await self.say(run, f"reading the ticket from Jira failed ({exc.detail}); working from the "
+                                    "delivery's copy", "warning", step="start")
+        seen = ticket or run.ticket
+        decision = await self._parent_repository(run) or d.repositories.route(seen)
+        if isinstance(decision, Unroutable):
+            await self.say(run, f"not routed: {decision.reason}", "warning", step="start")
+            return RunOptions.from_settings(d.settings).model_copy(update={
+                "unroutable": Unrouted(reason=decision.reason, help=decision.help), "ticket": ticket})
+        repo = d.repository(decision.repository).config
+        await d.store.update_run(run.run_id, repository=repo.name)
+        await self.say(run, f"routed to repository {repo.name} ({decision.why})", step="start")
+        opts = RunOptions(
+            enable_setup=repo.enable_setup, enable_review=repo.enable_review, enable_lint=repo.enable_lint,
+            enable_tests=repo.enable_tests, dry_run=d.settings.dry_run, gate_max_rounds=repo.gate_max_rounds,
+            repository=repo.name, routed_by=decision.why, base_branch=repo.base_branch,
+            budget_usd=repo.budget_usd, in_repo_overrides=tuple(repo.in_repo_overrides), ticket=ticket)
+        return opts.with_commands(repo.setup_command, repo.lint_command, repo.test_command, repo.instructions)
+
+    async def _parent_repository(self, run: RunRef) -> Routed | None:
+        """A follow-up run (CI or review fix of a PR) works in its parent run's repository."""
+        record = await self.d.store.get_run_row(run.run_id)
+        parent = record.get("parent_run_id") if record is not None else None
+        if not isinstance(parent, str) or not parent:
+            return None
+        parent_row = await self.d.store.get_run_row(parent)
+        name = parent_row.get("repository") if parent_row is not None else None
+        return Routed(repository=name, why=f"parent run {parent}") if isinstance(name, str) and name else None
+
+    @DBOS.step()
+    async def configure(self, run: RunRef, wt: WorktreeRef, opts: RunOptions) -> RunOptions:
+        """The repository's `.auto-code.toml` as its base branch has it (the commit `prepare`
+        fetched, read from the shared clone; never the worktree), applied where the operator allows.
+        Recorded in the `prepare` row's detail (`configure`): reading the repository's own file is
+        part of preparing its worktree, and the walk's step names stay as they are."""
+        prepared = wt.model_dump(mode="json")
+        base = Effective(setup_command=opts.setup_command or (), lint_command=opts.lint_command or (),
+                         test_command=opts.test_command or (), instructions=opts.instructions)
+        text, read_at = None, None
+        try:
+            if opts.in_repo_overrides:  # nothing allowed: the file is not even read
+                workspace = self.d.repository(wt.repository).workspace
+                text, read_at = await workspace.read_base_file(IN_REPO_FILE)
+            eff = effective(base, opts.in_repo_overrides, text)
+        except (AutoCodeError, InRepoFileError) as exc:
+            reason = exc.detail if isinstance(exc, AutoCodeError) else str(exc)
+            await self.d.store.finish_step(run.run_id, "prepare", "failed", {**prepared, "error": reason})
+            raise StepFailed("configure", reason) from None
+        await self.d.store.update_step_detail(run.run_id, "prepare", {**prepared, "configure": {
+            "repository": opts.repository, "routed_by": opts.routed_by, "read_at": read_at,
+            "in_repo_file": IN_REPO_FILE if text is not None else None, "applied": list(eff.applied),
+            "ignored": list(eff.ignored), "setup_command": list(eff.setup_command),
+            "lint_command": list(eff.lint_command), "test_command": list(eff.test_command),
+            "gates": list(opts.gates)}})
+        for note in eff.notes:
+            await self.say(run, note, "warning", step="configure")
+        if eff is base:
+            return opts
+        return opts.with_commands(eff.setup_command, eff.lint_command, eff.test_command, eff.instructions)
+
+    @DBOS.step()
+    async def not_started(self, run: RunRef, opts: RunOptions) -> str:
+        """End a run that cannot start: `needs_routing` with a Jira comment saying how to route the
+        ticket (an update that routes it starts a new run), or `failed` (the ticket could not be read)."""
+        d = self.d
+        if opts.unroutable is not None:
+            status, error = "needs_routing", opts.unroutable.reason
+            text = ("auto-code cannot tell which repository this ticket is for: "
+                    f"{opts.unroutable.reason}.\n\n{opts.unroutable.help}")
+        else:
+            status, error = "failed", opts.not_started or "the run could not start"
+            text = f"auto-code could not start on this ticket (run {run.run_id}): {error}"
+        async with self.row(run, "report") as row:
+            row.detail = {"outcome": status}
+            if d.jira is None:
+                row.status = "skipped"
+                row.detail = {"reason": "Jira reporting not configured", "outcome": status}
+            else:
+                try:
+                    await d.jira.comment(run.key, d.scanner.redact(text)[:3000])
+                except Exception as exc:  # best effort, like `report`: the run's outcome stands
+                    detail = exc.detail if isinstance(exc, AutoCodeError) else type(exc).__name__
+                    row.status, row.detail = "failed", {"error": detail, "outcome": status}
+        await d.store.update_run(run.run_id, status=status, error=error)  # type: ignore[arg-type]
+        await self.say(run, f"run_finished status={status} error={error}", "warning", step="finish")
+        return status
