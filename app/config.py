@@ -114,6 +114,21 @@ class Settings(BaseSettings):
     github_repository: str | None = Field(None, alias="GITHUB_REPOSITORY")
     # "api" = GitHub REST; "local" = PR records kept in WORKSPACE_DIR (demo, no token).
     github_client: Literal["", "api", "local"] = Field("", alias="GITHUB_CLIENT")
+    # --- after the PR (issue 11, app/followups/) ---
+    # HMAC secret of the GitHub webhook (X-Hub-Signature-256); unset = the route refuses deliveries.
+    github_webhook_secret: SecretStr | None = Field(None, alias="GITHUB_WEBHOOK_SECRET")
+    # The service's own GitHub login (its comments never steer it); learned from GET /user if unset.
+    github_service_login: str | None = Field(None, alias="GITHUB_SERVICE_LOGIN")
+    # Who may steer a PR besides collaborators with write access; bots count only when listed here.
+    github_steering_users: Annotated[list[str], NoDecode] = Field(default_factory=list,
+                                                                   alias="GITHUB_STEERING_USERS")
+    github_require_mention: bool = Field(False, alias="GITHUB_REQUIRE_MENTION")  # "@<login>" in the text
+    followups_enabled: bool = Field(True, alias="FOLLOWUPS_ENABLED")
+    followup_ci_max_rounds: int = Field(3, ge=0, alias="FOLLOWUP_CI_MAX_ROUNDS")
+    followup_review_max_rounds: int = Field(3, ge=0, alias="FOLLOWUP_REVIEW_MAX_ROUNDS")
+    followup_max_cost_usd: float = Field(20.0, ge=0, alias="FOLLOWUP_MAX_COST_USD")  # per PR, all rounds
+    github_poll_interval_sec: float = Field(0.0, ge=0, alias="GITHUB_POLL_INTERVAL_SEC")  # 0 = off
+    jira_merged_transition: str | None = Field(None, alias="JIRA_MERGED_TRANSITION")
 
     # --- intake ---
     webhook_secret: SecretStr | None = Field(None, alias="WEBHOOK_SECRET")
@@ -258,7 +273,12 @@ class Settings(BaseSettings):
     def _parse_accounts(cls, value: object) -> object:
         return _csv(value)
 
-    @field_validator("webhook_secret", "jira_webhook_secret", "operator_token")
+    @field_validator("github_steering_users", mode="before")
+    @classmethod
+    def _parse_steering(cls, value: object) -> object:
+        return _csv(value)
+
+    @field_validator("webhook_secret", "jira_webhook_secret", "operator_token", "github_webhook_secret")
     @classmethod
     def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
         # Set but blank is a mistake (an empty line in .env), never a silent "unset".

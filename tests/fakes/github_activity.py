@@ -197,6 +197,8 @@ class PullActivity:
                 if job_id in self.logs
                 else (404, {}, {"message": "Not Found"})
             )
+        if path == "/user" and method == "GET":
+            return 200, {}, {**user(self.token_login, "Bot"), "login": self.token_login}
         prefix = f"/repos/{self.owner}/{self.repo}/"
         if not path.startswith(prefix):
             return None
@@ -204,13 +206,7 @@ class PullActivity:
         for pattern, verb, fn in self._routes():
             if verb == method and (m := re.fullmatch(pattern, rest)):
                 status, extra, payload = fn(*m.groups(), body=body or {})
-                if method == "GET" and status == 200:
-                    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-                    etag = f'"{digest}"'
-                    if headers.get("if-none-match") == etag:
-                        return 304, {"ETag": etag}, None
-                    extra = {**extra, "ETag": etag}
-                return status, extra, payload
+                return conditional(method, headers, (status, extra, payload))
         return None
 
     def _routes(self) -> list[tuple[str, str, Callable[..., tuple[int, dict[str, str], Any]]]]:
@@ -320,6 +316,19 @@ class PullActivity:
             return 404, {}, {"message": f"{login} is not a user", "status": "404"}
         perm = self.collaborators[login]
         return 200, {}, {"permission": perm, "role_name": perm, "user": user(login)}
+
+
+def conditional(method: str, headers: dict[str, str],
+                answer: tuple[int, dict[str, str], Any]) -> tuple[int, dict[str, str], Any]:
+    """GitHub's conditional requests: a GET's 200 carries an ETag; `If-None-Match` with it → 304."""
+    status, extra, payload = answer
+    if method != "GET" or status != 200 or isinstance(payload, _Text):
+        return answer
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    etag = f'"{digest}"'
+    if headers.get("if-none-match") == etag:
+        return 304, {"ETag": etag}, None
+    return status, {**extra, "ETag": etag}, payload
 
 
 class _Text(str):

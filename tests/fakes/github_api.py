@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes.github_activity import PullActivity, _Text
+from tests.fakes.github_activity import PullActivity, _Text, conditional
 from tests.fakes.loopback import LoopbackHandler, LoopbackServer
 
 _PULLS = re.compile(r"^/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/pulls(?:/(?P<number>\d+))?/?$")
@@ -155,7 +155,7 @@ class FakeGitHub(LoopbackServer):
             if not m or (m["owner"], m["repo"]) != (self.owner, self.repo):
                 return 404, {}, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}
             if m["number"]:
-                return self._one(int(m["number"]), req)
+                return conditional(req.method, req.headers, self._one(int(m["number"]), req))
             if req.method == "GET":
                 return 200, {}, self._list(req.query)
             if req.method == "POST":

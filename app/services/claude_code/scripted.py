@@ -96,6 +96,10 @@ class ScriptedClaudeCode:
 
     async def implement(self, req: AgentRequest) -> AgentRun:
         session_id = f"mock-{req.ticket_key.lower()}-{uuid.uuid4().hex[:8]}"
+        if req.gate and f"fix:{req.gate}" in self._ticket(req.ticket_key):
+            # A follow-up on a PR that could not resume (a mock leaves no transcript) starts a new
+            # session for its trigger: the script of that follow-up ("fix:ci_fix"), not implement's.
+            return await self.fix(req, session_id)
         actions = self._ticket(req.ticket_key).get("implement", [])
         return await self._act("implement", req, session_id, actions)
 

@@ -39,6 +39,28 @@ class GitHubPullActivity:
     async def aclose(self) -> None:
         await self._rest.aclose()
 
+    async def changed(self, path: str, etag: str | None) -> tuple[Any, str | None]:
+        """A conditional GET of `/repos/{slug}/{path}` (GitHub: a 304 does not count against the rate
+        limit): (None, etag) when unchanged since `etag`, else (the JSON, its new ETag)."""
+        action = f"poll {path} of {self._slug}"
+        headers = {"If-None-Match": etag} if etag else None
+        resp = await self._rest.request("GET", f"{self._repo}/{path}", action, headers=headers,
+                                        params={"per_page": _PER_PAGE})
+        if resp.status_code == 304:
+            return None, etag
+        self._rest.check(resp, action, not_found=f"nothing at {path} in {self._slug}")
+        try:
+            data = resp.json()
+        except ValueError:
+            raise GitHubError(f"GitHub answered {action} with a body that is not JSON") from None
+        return data, resp.headers.get("etag")
+
+    async def whoami(self) -> str:
+        action = "read the token's own account"
+        resp = await self._rest.request("GET", "/user", action)
+        self._rest.check(resp, action)
+        return str(self._rest.json_object(resp, action, "login")["login"])
+
     async def pull(self, number: int) -> PullState:
         action = f"read pull request #{number} of {self._slug}"
         resp = await self._rest.request("GET", f"{self._repo}/pulls/{number}", action)

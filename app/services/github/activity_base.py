@@ -7,7 +7,7 @@ delimit it in prompts and never act on it as an instruction.
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -120,6 +120,15 @@ class PullActivity(Protocol):
 
     async def permission(self, login: str) -> Permission:
         """The user's permission on the repository; "none" for someone who is not a collaborator."""
+        ...
+
+    async def changed(self, path: str, etag: str | None) -> tuple[Any, str | None]:
+        """Conditional GET of `/repos/{owner}/{name}/{path}`: (None, etag) when GitHub answers 304
+        Not Modified for `etag`, else (the JSON, the new ETag)."""
+        ...
+
+    async def whoami(self) -> str:
+        """The login of the account the token acts as (`GET /user`)."""
         ...
 
     async def aclose(self) -> None: ...

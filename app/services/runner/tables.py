@@ -111,3 +111,38 @@ spend_notices = sa.Table(
     sa.Column("sent_at", sa.Float, nullable=False),
     sa.Column("run_id", sa.String(200)),
 )
+
+# Migration 0006 (issue 11, app/followups/): GitHub deliveries answered, and the PRs the service
+# opened with their follow-up state (see the migration's docstring).
+github_deliveries = sa.Table(
+    "ac_github_deliveries",
+    metadata,
+    sa.Column("delivery_id", sa.String(100), primary_key=True),
+    sa.Column("event", sa.String(60), nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("run_id", sa.String(200)),
+    sa.Column("reason", sa.Text),
+)
+
+pull_requests = sa.Table(
+    "ac_pull_requests",
+    metadata,
+    sa.Column("repository", sa.String(200), primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("ticket", sa.String(100), nullable=False),
+    sa.Column("branch", sa.String(200), nullable=False, index=True),
+    sa.Column("parent_run_id", sa.String(200), nullable=False),
+    sa.Column("html_url", sa.Text),
+    sa.Column("state", sa.String(20), nullable=False, index=True),
+    sa.Column("opened_at", sa.Float, nullable=False),
+    sa.Column("closed_at", sa.Float),
+    sa.Column("ci_rounds", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("review_rounds", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("ci_signature", sa.Text),
+    sa.Column("reruns", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("cost_usd", sa.Float, nullable=False, server_default="0"),
+    sa.Column("stop_reason", sa.Text),
+    sa.Column("busy_run_id", sa.String(200)),
+    sa.Column("etags", sa.Text, nullable=False, server_default="{}"),
+)
