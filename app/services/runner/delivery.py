@@ -188,6 +188,8 @@ class DeliverySteps(StepBase):
         await self.d.store.update_run(run.run_id, status=status, error=error)
         if self.d.metrics is not None:
             self.d.metrics.run_finished(status)
+        if self.d.progress is not None:  # a run that ended without its report still closes its comment
+            self.d.progress.ended(run.run_id, run.key)
         level = "warning" if status == "failed" else "info"
         await self.say(run, f"run_finished status={status}" + (f" error={error}" if error else ""), level,
                        step="finish")

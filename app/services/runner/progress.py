@@ -138,6 +138,34 @@ class ProgressHub:
         finally:
             self.comments.forget(run_id)
 
+    def ended(self, run_id: str, key: str) -> None:
+        """The run ended (its finish step). A run that ended without its report step (an internal
+        error) still gets its comment closed, in the background: the failure and its error."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+
+        async def close() -> None:
+            try:
+                run = await self.store.get_run(run_id)
+                if run is None or any(s.name == "report" for s in run.steps):
+                    return  # the report step wrote the final state (or tried to)
+                view = self._view(run, "failed", reason=run.error, final=True)
+                await asyncio.wait_for(self.comments.publish(key, view), self.timeout_sec)
+            except Exception as exc:
+                log.warning("jira_progress_failed", extra={"ticket": key, "run_id": run_id, "action": "end",
+                                                           "error": _why(exc)})
+            finally:
+                self.comments.forget(run_id)
+
+        worker = self._workers.pop(run_id, None)
+        if worker is not None:
+            worker.closed = True
+        task = loop.create_task(close())
+        self._others.add(task)
+        task.add_done_callback(self._others.discard)
+
     # ----- notices (spend warnings) -----
     def notice(self, key: str, text: str) -> None:
         """Post a separate comment in the background (bounded, best effort)."""

@@ -84,6 +84,25 @@ class TestOneCommentPerRun:
         assert marker_text(run["run_id"]) in text
 
 
+    def test_a_run_that_crashes_before_its_report_still_closes_its_comment(
+            self, tmp_path: Path, jira: FakeJira) -> None:
+        from app.composition import Collaborators
+        from app.services.workspace.client import GitWorkspace
+        from tests.services.runner.test_pipeline import Broken
+
+        class BrokenWorkspace(GitWorkspace):
+            async def has_changes(self, worktree: Any) -> bool:  # a bug right after implement
+                raise Broken("disk on fire")
+
+        with running_service(tmp_path, collaborators=lambda s: Collaborators(workspace=BrokenWorkspace(s)),
+                             **_env(jira)) as svc:
+            run = svc.run("PROJ-61")
+            svc.client.portal.call(svc.services.deps.progress.idle)  # the closing edit is in the background
+        assert run["status"] == "failed" and "report" not in [s["name"] for s in run["steps"]]
+        (text,) = jira.comment_texts("PROJ-61")
+        assert "could not finish" in text and "disk on fire" in text
+
+
 class TestOtherRunsComments:
     def test_concurrent_runs_of_two_tickets_keep_to_their_own_comment(self, tmp_path: Path,
                                                                       jira: FakeJira) -> None:
