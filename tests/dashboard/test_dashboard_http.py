@@ -8,8 +8,10 @@ import re
 from pathlib import Path
 
 import httpx
+import sqlalchemy as sa
 
 from app.dashboard.throttle import SIGN_IN_FAILURES
+from app.services.runner.tables import runs as runs_table
 from tests.dashboard.live_service import LiveService, live_service
 
 OP = "operator-token-0123456789abcdef"
@@ -96,14 +98,22 @@ def test_bad_input_gets_an_error_page_never_a_5xx(tmp_path: Path) -> None:
     assert "default-src 'none'" in script.headers["content-security-policy"]
 
 
-def test_a_follow_up_run_is_linked_from_its_parent(tmp_path: Path) -> None:
+def test_a_follow_up_run_is_linked_from_its_parent_and_a_hold_is_shown(tmp_path: Path) -> None:
     with live_service(tmp_path, OPERATOR_TOKEN=OP) as svc, httpx.Client(base_url=svc.url, timeout=10) as c:
         parent = svc.wait(svc.deliver("PROJ-6"), headers=AUTH)
         svc.store.create_run("PROJ-6:ci-fix-1", "PROJ-6", '{"key": "PROJ-6"}', "running", kind="ci_fix",
                              parent_run_id=parent["run_id"], pr_number=1)
+        svc.store.create_run("PROJ-7:held", "PROJ-7", '{"key": "PROJ-7", "summary": "<b>held</b>"}', "queued")
+        with svc.store.engine.begin() as conn:  # as the spend guard writes a hold
+            conn.execute(sa.update(runs_table).where(runs_table.c.run_id == "PROJ-7:held")
+                         .values(status="waiting", hold_reason="daily spend cap of $1.00 for all projects"))
         sign_in(svc, c)
         parent_page = c.get(f"/ui/runs/{parent['run_id']}")
         child_page = c.get("/ui/runs/PROJ-6:ci-fix-1")
+        held_page = c.get("/ui/runs/PROJ-7:held")
     related = parent_page.text.split("Related runs", 1)[1]
     assert re.search(r"follow-up ci fix <a href=\"/ui/runs/PROJ-6%3Aci-fix-1\"", related)
     assert "follow-up of" in child_page.text and parent["run_id"].split(":")[1][:8] in child_page.text
+    assert "waiting: daily spend cap of $1.00 for all projects" in held_page.text
+    assert 'status-waiting">waiting' in held_page.text and "&lt;b&gt;held&lt;/b&gt;" in held_page.text
+    assert 'id="cancel"' in held_page.text  # a waiting run is still active: it can be cancelled
