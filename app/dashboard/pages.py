@@ -32,8 +32,8 @@ router = APIRouter(prefix="/ui", route_class=DashboardRoute, include_in_schema=F
 STATUSES: tuple[str, ...] = get_args(RunStatus)
 KINDS: tuple[str, ...] = get_args(RunKind)
 PAGE_ROWS = 100
-# The store filters by ticket and status; kind and repository are filtered here, over this many of
-# the newest matching runs.
+# The store filters by ticket, status and repository; kind is filtered here, over this many of the
+# newest matching runs.
 FILTER_WINDOW = 1000
 SPEND_WINDOW = 10_000  # without a spend ledger, the page sums over at most this many newest runs
 LOG_LINES = 500
@@ -62,14 +62,12 @@ async def runs_page(
     chosen_status: Any = _choice(status, STATUSES, "status")
     chosen_kind = _choice(kind, KINDS, "kind")
     ticket = ticket.strip()
-    narrowing = bool(chosen_kind or repository)
-    runs = await store.list_runs(ticket=ticket or None, status=chosen_status,
-                                 limit=FILTER_WINDOW if narrowing else PAGE_ROWS)
-    repositories = sorted({r.repository for r in runs if r.repository})
+    runs = await store.list_runs(ticket=ticket or None, status=chosen_status, repository=repository or None,
+                                 limit=FILTER_WINDOW if chosen_kind else PAGE_ROWS)
+    # The choices: the repositories of the runs shown (the select appears once there are several).
+    repositories = sorted({r.repository for r in runs if r.repository} | {repository} - {""})
     if chosen_kind:
         runs = [r for r in runs if r.kind == chosen_kind]
-    if repository:
-        runs = [r for r in runs if r.repository == repository]
     rows = [run_row(r, settings.jira_base_url) for r in runs[:PAGE_ROWS]]
     filters = {"status": status, "ticket": ticket, "kind": kind, "repository": repository}
     return render(request, "runs.html", {
