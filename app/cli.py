@@ -76,6 +76,7 @@ def _serve(cli_host: str | None, port: int | None) -> int:
     from app.errors import ConfigError, SandboxError
     from app.hardening import harden_process
     from app.main import create_app
+    from app.repositories import load_repositories
     from app.startup import check_workspace, describe_validation_error
 
     # First, before any secret is read: same-uid processes (code the agent runs) must not be able
@@ -88,7 +89,9 @@ def _serve(cli_host: str | None, port: int | None) -> int:
     except ValidationError as exc:
         return _startup_failed([describe_validation_error(exc)])
     problems: list[str] = []
-    for check in (settings.check_production, lambda: check_workspace(settings.workspace_dir)):
+    # The repositories file (REPOSITORIES_FILE): every problem of it named in one line too.
+    for check in (settings.check_production, lambda: load_repositories(settings),
+                  lambda: check_workspace(settings.workspace_dir)):
         try:
             check()
         except ConfigError as exc:

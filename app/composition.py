@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from app.config import Settings
 from app.errors import AutoCodeError
+from app.repositories.wiring import issue_reader, repositories_for, settings_has_file
 from app.services.checks.base import Checks
 from app.services.checks.factory import build_checks
 from app.services.claude_code.base import ClaudeCode
@@ -28,6 +29,7 @@ from app.services.github.base import PullRequests
 from app.services.github.factory import build_pull_requests
 from app.services.jira.base import JiraReporter
 from app.services.jira.factory import build_jira_reporter
+from app.services.jira.issues import IssueReader
 from app.services.langfuse.base import Tracer
 from app.services.langfuse.factory import build_tracer
 from app.services.metrics import ServiceMetrics
@@ -62,6 +64,8 @@ class Collaborators:
     jira: JiraReporter | None = None
     # The clock the spend caps read (which UTC day and month it is): tests move it instead of sleeping.
     clock: Callable[[], float] | None = None
+    # Reads tickets from Jira's REST API at run start (built when Jira credentials are set).
+    issues: IssueReader | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +88,23 @@ def build_deps(settings: Settings, store: AsyncRunStore, given: Collaborators,
     jira = given.jira
     if jira is None and settings.jira_reporting_enabled:  # reporting back only with credentials
         jira = build_jira_reporter(settings)
+    workspace = given.workspace or build_workspace(settings)
+    # With REPOSITORIES_FILE each repository has its own PR client; the settings' would have no
+    # GitHub repository to address. REPOSITORIES_FILE is checked here (ConfigError naming every
+    # problem), and each repository gets its own clone and PR client (app/repositories/).
+    single = given.pull_requests or (build_pull_requests(settings) if settings.repositories_file is None
+                                     else None)
+    repositories = repositories_for(settings, workspace=workspace, pull_requests=single, scanner=scanner)
+    pull_requests = single or next(iter(repositories)).pull_requests
     return PipelineDeps(
         settings=settings,
         store=store,
-        workspace=given.workspace or build_workspace(settings),
+        workspace=workspace,
         checks=given.checks or build_checks(settings, sandbox),
         claude=given.claude or build_claude_code(settings, tracer, sandbox),
-        pull_requests=given.pull_requests or build_pull_requests(settings),
+        pull_requests=pull_requests,
+        repositories=repositories,
+        issues=given.issues or issue_reader(settings),
         tracer=tracer,
         jira=jira,
         scanner=scanner,
@@ -143,6 +157,10 @@ async def close_services(services: Services) -> None:
     closers = [deps.claude.aclose, deps.pull_requests.aclose, deps.checks.aclose]
     if deps.jira is not None:
         closers.append(deps.jira.aclose)
+    if deps.issues is not None:
+        closers.append(deps.issues.aclose)
+    if deps.repositories is not None and settings_has_file(services.settings):
+        closers.append(deps.repositories.aclose)  # each repository's own PR client
     for closer in closers:
         try:
             await closer()

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from app.intake.decide import event_ignore_reason
 from app.intake.limits import FieldLimits
 from app.intake.payload import Envelope, parse_json, parse_ticket, read_envelope
+from app.intake.reroute import RoutingUpdate, may_reroute
 from app.models import Ticket
 
 if TYPE_CHECKING:  # the worker process needs only the IntakeRules copy, not the settings module
@@ -57,13 +58,19 @@ class IntakeRules:
         )
 
 
-def parse_delivery(raw: bytes, rules: IntakeRules, own_account: str | None) -> tuple[Envelope, Ticket | str]:
+def parse_delivery(raw: bytes, rules: IntakeRules,
+                   own_account: str | None) -> tuple[Envelope, Ticket | RoutingUpdate | str]:
     """JSON → envelope → event rules → ticket (capped): the envelope and the Ticket, or the reason
-    to ignore the delivery. Raises the intake's 400/413/422 errors (they pickle: message only)."""
+    to ignore the delivery, or a `RoutingUpdate` (reroute.py: work only for a ticket waiting to be
+    routed). Raises the intake's 400/413/422 errors (they pickle: message only)."""
     body: dict[str, Any] = parse_json(raw)
     envelope = read_envelope(body)
     if reason := event_ignore_reason(envelope, rules, own_account):
-        return envelope, reason
+        if not may_reroute(envelope, rules, own_account):
+            return envelope, reason
+        return envelope, RoutingUpdate(ticket=parse_ticket(
+            body, envelope, jira_base_url=rules.jira_base_url, limits=FieldLimits.from_settings(rules)),
+            reason=reason)
     ticket = parse_ticket(body, envelope, jira_base_url=rules.jira_base_url,
                           limits=FieldLimits.from_settings(rules))
     return envelope, ticket
@@ -85,7 +92,7 @@ class ParsePool:
             return self._pool
 
     async def parse(self, raw: bytes, rules: IntakeRules,
-                    own_account: str | None) -> tuple[Envelope, Ticket | str]:
+                    own_account: str | None) -> tuple[Envelope, Ticket | RoutingUpdate | str]:
         if len(raw) <= self.inline_max_bytes:
             return parse_delivery(raw, rules, own_account)
         loop = asyncio.get_running_loop()

@@ -93,16 +93,27 @@ def ticket_block(ticket: Ticket) -> str:
         lines.append(f"Type: {_data(ticket.issue_type, 100)}")
     if labels:
         lines.append(f"Labels: {labels}")
-    lines += ["<description>", _data(ticket.description) or "(no description)", "</description>", "</ticket>"]
+    if ticket.components:
+        lines.append("Components: " + ", ".join(_data(c, 100) for c in ticket.components))
+    lines += ["<description>", _data(ticket.description) or "(no description)", "</description>"]
+    if ticket.comments:  # the thread as Jira has it: context, as untrusted as the description
+        thread = "\n\n".join(_data(c, 2000) for c in ticket.comments)[:MAX_UNTRUSTED_CHARS]
+        lines += ["<comments>", thread, "</comments>"]
+    lines.append("</ticket>")
     return "\n".join(lines)
 
 
-def implementation_prompt(ticket: Ticket) -> str:
-    """The first prompt of a run: implement the ticket in the worktree."""
+def implementation_prompt(ticket: Ticket, instructions: str = "") -> str:
+    """The first prompt of a run: implement the ticket in the worktree. `instructions`: the
+    repository's (its operator's, and where allowed its base branch's `.auto-code.toml`)."""
+    extra = ([f"Instructions for this repository (from its maintainers, not from the ticket):\n"
+              f"<repository-instructions>\n{_data(instructions, 4000)}\n</repository-instructions>"]
+             if instructions.strip() else [])
     return "\n\n".join([
         f"You are implementing Jira ticket {_key(ticket)} in this repository.",
         UNTRUSTED_NOTE,
         ticket_block(ticket),
+        *extra,
         RULES,
         "Read the relevant code first, then make the change with the file tools. Add or update tests "
         "when the repository has them. When you are done, reply with a short summary of what you "

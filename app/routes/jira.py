@@ -40,6 +40,8 @@ from app.intake import (
 from app.intake.auth import SIGNATURE_HEADER, TOKEN_HEADER
 from app.intake.parse_pool import IntakeRules, ParsePool
 from app.intake.rate_limit import IntakeLimits, RateLimited
+from app.intake.reroute import RoutingUpdate
+from app.intake.ticket_text import awaiting_routing, require_ticket_text
 from app.intake.trace import delivery_id, traced
 from app.services.runner.engine import RunEngine
 
@@ -108,7 +110,12 @@ async def _handle(request: Request, runner: RunEngine, own_account: str | None) 
                                                      own_account or settings.jira_account_id)
     if isinstance(decided, str):
         return _ignored(decided, envelope.event)
+    if isinstance(decided, RoutingUpdate):  # work only if its last run is waiting to be routed
+        if not await awaiting_routing(runner.store, decided.ticket.key):
+            return _ignored(decided.reason, envelope.event, ticket=decided.ticket.key)
+        decided = decided.ticket
     ticket = decided
+    require_ticket_text(ticket, jira_readable=settings.jira_reporting_enabled)  # 422 for a key alone
     if reason := ticket_ignore_reason(ticket, settings):
         return _ignored(reason, envelope.event, ticket=ticket.key)
     result = await runner.submit(ticket)

@@ -27,8 +27,9 @@ async def list_runs(
     ticket: str | None = None,
     status: RunStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    repository: str | None = None,
 ) -> list[RunView]:
-    return await store.list_runs(ticket=ticket, status=status, limit=limit)
+    return await store.list_runs(ticket=ticket, status=status, limit=limit, repository=repository)
 
 
 @router.get("/{run_id}")

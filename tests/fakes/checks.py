@@ -13,7 +13,7 @@ Every call is recorded in `calls` as `(name, cwd)`.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from app.services.checks.base import CheckName, CheckResult
@@ -29,6 +29,7 @@ class ScriptedChecks:
         self.script: dict[str, deque[Outcome]] = {k: deque(v) for k, v in (script or {}).items()}
         self.default = default
         self.calls: list[tuple[CheckName, Path]] = []
+        self.argvs: list[tuple[CheckName, tuple[str, ...] | None]] = []  # the command each call was given
 
     def push(self, name: CheckName, *outcomes: Outcome) -> None:
         self.script.setdefault(name, deque()).extend(outcomes)
@@ -36,8 +37,9 @@ class ScriptedChecks:
     async def aclose(self) -> None:
         return None
 
-    async def run(self, name: CheckName, cwd: Path) -> CheckResult:
+    async def run(self, name: CheckName, cwd: Path, argv: Sequence[str] | None = None) -> CheckResult:
         self.calls.append((name, cwd))
+        self.argvs.append((name, tuple(argv) if argv is not None else None))
         queue = self.script.get(name)
         outcome: Outcome = queue.popleft() if queue else self.default
         if isinstance(outcome, CheckResult):

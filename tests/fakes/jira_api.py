@@ -39,6 +39,7 @@ from tests.fakes.loopback import Fault, LoopbackHandler, LoopbackServer
 
 _ISSUE = re.compile(r"^/rest/api/3/issue/(?P<key>[^/]+)/(?P<what>comment|remotelink|transitions)"
                     r"(?:/(?P<id>[^/]+))?/?$")
+_ONE_ISSUE = re.compile(r"^/rest/api/3/issue/(?P<key>[^/]+)/?$")
 DEFAULT_WORKFLOW = [
     {"id": "11", "name": "Start Progress", "to": {"name": "In Progress"}},
     {"id": "21", "name": "Ready for Review", "to": {"name": "In Review"}},
@@ -95,6 +96,7 @@ class FakeJira(LoopbackServer):
         self.released = threading.Event()
         self.next_comment_id = 10000
         self.links: dict[str, dict[str, dict[str, Any]]] = {}
+        self.fields: dict[str, dict[str, Any]] = {}  # key → the issue's fields (set_issue)
         self.requests: list[RecordedRequest] = []
 
     def fault_body(self, status: int) -> Any:
@@ -124,6 +126,37 @@ class FakeJira(LoopbackServer):
         with self.lock:
             return self._store_comment(key, to_adf(text), author, [])
 
+    # ----- the issue itself (GET /rest/api/3/issue/{key}, as Jira's REST v3 answers it) -----
+    def set_issue(self, key: str, status: str = "To Do", **fields: Any) -> None:
+        """Seed an issue with its fields as v3 gives them: `summary`, `description` (an ADF doc, or
+        text made into one), `labels`, `components` ([{"name"}]), `issuetype`, `customfield_<n>`."""
+        with self.lock:
+            self.issues[key] = status
+            if isinstance(fields.get("description"), str):
+                fields["description"] = to_adf(fields["description"])
+            self.fields[key] = fields
+
+    def add_comment_by(self, key: str, text: str, account_id: str, display_name: str) -> None:
+        """A comment someone else wrote on the issue (ADF body, like every v3 comment)."""
+        with self.lock:
+            self.next_comment_id += 1
+            body = to_adf(text)
+            self.comments.setdefault(key, []).append(body)
+            self.comment_records.setdefault(key, []).append(
+                {"id": str(self.next_comment_id), "body": body, "properties": [],
+                 "author": {"accountId": account_id, "displayName": display_name},
+                 "created": self.next_comment_id})
+
+    def _issue(self, key: str, req: RecordedRequest) -> tuple[int, dict[str, str], Any]:
+        if key not in self.issues:
+            return 404, {}, _NO_ISSUE
+        have = {"status": {"name": self.issues[key]}, **self.fields.get(key, {})}
+        wanted = (req.query or {}).get("fields", "*all")
+        names = set(wanted.split(","))
+        chosen = have if "*all" in names else {k: v for k, v in have.items() if k in names}
+        return 200, {}, {"id": str(10000 + len(key)), "key": key, "fields": chosen,
+                         "self": f"{self.base_url}/rest/api/3/issue/{key}"}
+
     def comment_texts(self, key: str) -> list[str]:
         """The visible text of each comment on `key` (ADF flattened)."""
         return [adf_text(c).strip() for c in self.comments.get(key, [])]
@@ -147,6 +180,8 @@ class FakeJira(LoopbackServer):
                 return 401, {}, {"errorMessages": ["You are not authenticated. Authentication required."]}
             if req.path == "/rest/api/3/myself" and req.method == "GET":
                 return 200, {}, {"accountId": self.account_id, "emailAddress": self.email, "active": True}
+            if (one := _ONE_ISSUE.match(req.path)) and req.method == "GET":
+                return self._issue(one["key"], req)
             m = _ISSUE.match(req.path)
             if not m:
                 return 404, {}, {"errorMessages": ["null for uri"], "errors": {}}

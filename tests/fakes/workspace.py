@@ -152,11 +152,12 @@ class InMemoryWorkspace:
             state.pop(worktree.path, None)
         self.removed.append(worktree.path)
 
-    async def read_base_file(self, base_sha: str, path: str, max_bytes: int = 65_536) -> str | None:
+    async def read_base_file(self, path: str, max_bytes: int = 65_536) -> tuple[str | None, str]:
         """The seed's file (the fake's base branch): `seed_files`, else `seed_dir`'s."""
+        base = _fake_sha("base", self.seed_dir, sorted(self.seed_files.items()))
         if path in self.seed_files:
-            return self.seed_files[path]
+            return self.seed_files[path], base
         if self.seed_dir is not None and (self.seed_dir / path).is_file():
-            return (self.seed_dir / path).read_text()
-        return None
+            return (self.seed_dir / path).read_text(), base
+        return None, base
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -23,8 +24,9 @@ class CheckResult:
 
 
 class Checks(Protocol):
-    async def run(self, name: CheckName, cwd: Path) -> CheckResult:
-        """Run the configured argv for `name` in `cwd` (no shell) with the configured timeout;
+    async def run(self, name: CheckName, cwd: Path, argv: Sequence[str] | None = None) -> CheckResult:
+        """Run `argv` - the run's command for `name`, its repository's (None: the configured one) -
+        in `cwd` (no shell) with the configured timeout;
         on timeout or cancellation kill the whole process group (no child survives) and return
         `timed_out=True, passed=False`. A missing executable is a failed result, not an
         exception. Never raises for the command's own failure."""

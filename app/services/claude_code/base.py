@@ -33,6 +33,8 @@ class AgentRequest:
     # argv of the checks this run enabled (setup/lint/test): the only commands the agent may run
     # besides listing files. Recorded with the run's options, so a replay asks for the same.
     allowed_commands: tuple[tuple[str, ...], ...] = ()
+    # The run's model budget (its repository's); None: CLAUDE_MAX_BUDGET_USD.
+    budget_usd: float | None = None
 
     @property
     def label(self) -> str:

@@ -130,14 +130,25 @@ class SdkClaudeCode:
                                         (settings.lint_command, settings.enable_lint),
                                         (settings.test_command, settings.enable_tests)) if on]
         checks = [command_rule(c) for c in commands]
-        self._allowed = [*SAFE_BASH, *(r for r in checks if r), *extra_allowed_tools]
+        self._check_rules = [r for r in checks if r]
+        self._allowed = [*SAFE_BASH, *self._check_rules, *extra_allowed_tools]
         self._warm: dict[Path, LiveSession] = {}
         self._live: set[LiveSession] = set()
 
     # ----- options -----
+    def _shape(self, req: AgentRequest | None) -> tuple[list[str], float]:
+        """The allow rules and the model budget of a call: its request's (the run's repository's
+        commands and budget), else the settings' (a warm-up, before the request exists)."""
+        if req is None:
+            return self._allowed, self._settings.claude_max_budget_usd
+        rules = [r for r in (command_rule(list(c)) for c in req.allowed_commands) if r]
+        extra = self._allowed[len(SAFE_BASH) + len(self._check_rules):]
+        return [*SAFE_BASH, *rules, *extra], req.budget_usd or self._settings.claude_max_budget_usd
+
     def _options(self, cwd: Path, run_id: str, *, review: bool, resume: str | None = None,
-                 token: str | None = None) -> ClaudeAgentOptions:
+                 token: str | None = None, req: AgentRequest | None = None) -> ClaudeAgentOptions:
         s = self._settings
+        allowed, budget = self._shape(req)
         explicit = agent_env(s, os.environ)
         if self._proxy is not None and token is not None:
             explicit.update(self._sandbox_env(cwd, run_id, token, explicit))
@@ -151,14 +162,14 @@ class SdkClaudeCode:
         common: dict[str, Any] = dict(
             cwd=str(cwd), cli_path=str(self._launcher), env=env, setting_sources=[], resume=resume,
             model=s.claude_model or None, system_prompt={"type": "preset", "preset": "claude_code"},
-            max_buffer_size=STREAM_BUFFER_BYTES, max_budget_usd=s.claude_max_budget_usd,
+            max_buffer_size=STREAM_BUFFER_BYTES, max_budget_usd=budget,
         )
         if review:
             return ClaudeAgentOptions(**common, permission_mode="default", tools=list(REVIEW_TOOLS),
                                       allowed_tools=[], disallowed_tools=list(REVIEW_DENIED),
                                       max_turns=s.claude_review_max_turns)
         return ClaudeAgentOptions(**common, permission_mode="acceptEdits", tools=list(EDIT_TOOLS),
-                                  allowed_tools=list(self._allowed), disallowed_tools=list(DENIED),
+                                  allowed_tools=list(allowed), disallowed_tools=list(DENIED),
                                   max_turns=s.claude_max_turns)
 
     def _sandbox_env(self, cwd: Path, run_id: str, token: str, explicit: dict[str, str]) -> dict[str, str]:
@@ -175,12 +186,12 @@ class SdkClaudeCode:
         }
 
     def _session(self, cwd: Path, label: str, run_id: str, *, review: bool = False,
-                 resume: str | None = None) -> LiveSession:
+                 resume: str | None = None, req: AgentRequest | None = None) -> LiveSession:
         token = None
         if self._proxy is not None:
-            left = self._settings.claude_max_budget_usd - self._spent.get(run_id, 0.0)
+            budget = self._shape(req)[1]
+            left = budget - self._spent.get(run_id, 0.0)
             if left <= 0:
-                budget = self._settings.claude_max_budget_usd
                 raise AgentError(f"the run's model budget of ${budget:g} is spent",
                                  terminal_reason="budget_exhausted")
             self._proxy.start()
@@ -188,7 +199,7 @@ class SdkClaudeCode:
         else:
             log.warning("sandbox_disabled: Claude Code runs WITHOUT isolation and with the real model key "
                         "(SANDBOX=none)", extra={"run_id": run_id})
-        options = self._options(cwd, run_id, review=review, resume=resume, token=token)
+        options = self._options(cwd, run_id, review=review, resume=resume, token=token, req=req)
         live = LiveSession(options, new_pidfile(self._run_dir), label)
         live.run_id = run_id
         live.token = token
@@ -217,21 +228,24 @@ class SdkClaudeCode:
 
     async def implement(self, req: AgentRequest) -> AgentRun:
         live = self._warm.pop(_cwd_key(req.cwd), None)
-        if live is not None and (live.failed is not None or live.run_id != req.run_id):
+        # A warm-up has the settings' allow rules and budget: another repository's are a new session.
+        if live is not None and (live.failed is not None or live.run_id != req.run_id
+                                 or self._shape(req) != self._shape(None)):
             await self._discard(live, graceful=False)
             live = None
         if live is None:
-            live = self._session(req.cwd, "implement", req.run_id)
+            live = self._session(req.cwd, "implement", req.run_id, req=req)
         return await self._traced("implement", req, live)
 
     async def fix(self, req: AgentRequest, session_id: str) -> AgentRun:
         phase = f"fix:{req.gate}" if req.gate else "fix"  # a field of the request, not the prompt
-        return await self._traced(phase, req, self._session(req.cwd, phase, req.run_id, resume=session_id),
-                                  session_id)
+        return await self._traced(phase, req, self._session(req.cwd, phase, req.run_id, resume=session_id,
+                                                            req=req), session_id)
 
     async def review(self, req: AgentRequest) -> ReviewResult:
         try:
-            run = await self._traced("review", req, self._session(req.cwd, "review", req.run_id, review=True))
+            run = await self._traced("review", req, self._session(req.cwd, "review", req.run_id, review=True,
+                                                                  req=req))
         except AgentError as exc:
             run = AgentRun(session_id=exc.session_id or "", turns=exc.turns, cost_usd=exc.cost_usd,
                            result_text="")

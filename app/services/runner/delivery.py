@@ -44,7 +44,7 @@ class DeliverySteps(StepBase):
     @DBOS.step()
     async def commit(self, run: RunRef, wt: WorktreeRef) -> str | None:
         """The new HEAD sha (None: a re-run found its commit already made)."""
-        ws = self.d.workspace
+        ws = self.d.repository(wt.repository).workspace
         async with self.row(run, "commit") as row:
             self.require("commit", wt)
             message = commit_message(run.ticket)
@@ -69,7 +69,7 @@ class DeliverySteps(StepBase):
 
     @DBOS.step(preemptible=True)
     async def push(self, run: RunRef, wt: WorktreeRef) -> None:
-        ws = self.d.workspace
+        ws = self.d.repository(wt.repository).workspace
         async with self.row(run, "push") as row:
             try:
                 outgoing = await ws.outgoing_objects(wt.worktree)
@@ -89,20 +89,21 @@ class DeliverySteps(StepBase):
         the steps returned them; the review findings are the review gate's."""
         d = self.d
         async with self.row(run, "pull_request") as row:
-            diff = await d.workspace.diff_summary(wt.worktree) if Path(wt.path).is_dir() else ""
+            repo = d.repository(wt.repository)  # the repository the run was routed to
+            diff = await repo.workspace.diff_summary(wt.worktree) if Path(wt.path).is_dir() else ""
             findings = next((g.findings for g in gates if g.gate == "review"), None)
             redact = d.scanner.redact  # the agent's texts are redacted; what the service adds is checked
             body = render_pr_body(
                 run.ticket, summary=redact(impl.summary), diff_summary=diff, gates=gates,
                 review_findings=redact(findings) if findings else None, turns=usage.turns,
-                cost_usd=usage.cost_usd, run_id=run.run_id,
+                cost_usd=usage.cost_usd, run_id=run.run_id, repository=repo.name,
             )
             title = pr_title(run.ticket)
             self.outbound_check("pull_request", "the pull request",
                                 [("its title", title), ("its body", body)], "no pull request was opened")
             try:
-                pr = await d.pull_requests.open_or_reuse(head=wt.branch, base=d.settings.base_branch,
-                                                         title=title, body=body)
+                pr = await repo.pull_requests.open_or_reuse(head=wt.branch, base=repo.config.base_branch,
+                                                            title=title, body=body)
             except AutoCodeError as exc:
                 raise StepFailed("pull_request", exc.detail) from None
             await d.store.update_run(run.run_id, pr_url=pr.html_url)
@@ -171,7 +172,7 @@ class DeliverySteps(StepBase):
         problem: str | None = None
         async with self.row(run, "cleanup") as row:
             try:
-                await self.d.workspace.remove(wt.worktree)
+                await self.d.repository(wt.repository).workspace.remove(wt.worktree)
             except Exception as exc:  # a worktree we could not remove must not turn a PR into a failure
                 problem = _detail(exc)
                 row.status, row.detail = "failed", {"error": problem}

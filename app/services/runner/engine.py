@@ -95,7 +95,9 @@ class RunEngine:
         revision = self.store.sync.create_schema(then=DBOS.launch)
         self.queue = await DBOS.register_queue_async(
             QUEUE_NAME,
-            worker_concurrency=self.settings.max_concurrent_runs,
+            # MAX_CONCURRENT_RUNS per repository: the pipeline itself holds the total and each
+            # repository's share (app/repositories/fairness.py); one repository = as before.
+            worker_concurrency=self.deps.queue_concurrency,
             polling_interval_sec=self.settings.queue_poll_interval_sec,
             # The queue's limits live in the database and apply to every host; only workers set them.
             on_conflict="update_if_latest_version" if worker else "never_update",

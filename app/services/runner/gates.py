@@ -23,6 +23,7 @@ from app.services.runner.models import (
     GateName,
     GateOutcome,
     ReviewRound,
+    RunOptions,
     RunRef,
     Verdict,
     WorktreeRef,
@@ -84,8 +85,9 @@ class Gate(Protocol):
     name: GateName
 
     async def check(self, d: PipelineDeps, run: RunRef, wt: WorktreeRef, n: int,
-                    log: LogFn) -> Finding:
-        """Check round `n` (0-based) of this gate in the worktree. Never raises for a failing check."""
+                    log: LogFn, opts: RunOptions | None = None) -> Finding:
+        """Check round `n` (0-based) of this gate in the worktree (`opts`: the run's, whose
+        commands a command gate runs). Never raises for a failing check."""
         ...
 
 
@@ -95,11 +97,11 @@ class ReviewGate:
     name: GateName = "review"
 
     async def check(self, d: PipelineDeps, run: RunRef, wt: WorktreeRef, n: int,
-                    log: LogFn) -> Finding:
-        diff = await d.workspace.diff_summary(wt.worktree)
+                    log: LogFn, opts: RunOptions | None = None) -> Finding:
+        diff = await d.repository(wt.repository).workspace.diff_summary(wt.worktree)
         req = AgentRequest(cwd=Path(wt.path), prompt=prompts.review_prompt(run.ticket, diff),
                            ticket_key=run.key, run_id=run.run_id, log=log, phase="review", gate="review",
-                           round=n)
+                           round=n, budget_usd=opts.budget_usd if opts else None)
         result = await d.claude.review(req)
         findings = d.scanner.redact(result.findings)
         error = d.scanner.redact(result.error) if result.error else None
@@ -120,9 +122,9 @@ class CommandGate:
         self.name = name
 
     async def check(self, d: PipelineDeps, run: RunRef, wt: WorktreeRef, n: int,
-                    log: LogFn) -> Finding:
+                    log: LogFn, opts: RunOptions | None = None) -> Finding:
         check: CheckName = "lint" if self.name == "lint" else "test"
-        res = await d.checks.run(check, Path(wt.path))
+        res = await d.checks.run(check, Path(wt.path), argv=opts.command(check) if opts else None)
         output = d.scanner.redact(res.output)
         entry = CheckRound(round=n, passed=res.passed, exit_code=res.exit_code, timed_out=res.timed_out,
                            duration_s=round(res.duration_s, 3), output=tail(output))

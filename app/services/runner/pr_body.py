@@ -34,6 +34,7 @@ def render_pr_body(
     turns: int,
     cost_usd: float,
     run_id: str,
+    repository: str | None = None,
 ) -> str:
     """Markdown body. The agent's summary and findings are model output (they may quote the
     ticket), so they go inside quote blocks, cleaned of hidden characters; no secret is in scope."""
@@ -52,7 +53,8 @@ def render_pr_body(
         lines += _quote(review_findings)
     lines += [
         "",
-        f"Agent turns: {turns} · cost: ${cost_usd:.4f} · run `{run_id}`",
+        f"Agent turns: {turns} · cost: ${cost_usd:.4f} · run `{run_id}`"
+        + (f" · repository `{repository}`" if repository else ""),
         "",
         "_Opened by auto-code. The code was written by Claude Code from the ticket text; review it as "
         "you would any contribution._",

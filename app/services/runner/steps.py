@@ -31,10 +31,10 @@ from app.services.runner.models import (
     Usage,
     WorktreeRef,
 )
-from app.services.runner.record import StepBase
+from app.services.runner.repo_steps import RepoSteps
 
 
-class WorkSteps(StepBase):
+class WorkSteps(RepoSteps):
     @DBOS.step()
     async def start(self, run: RunRef) -> RunOptions | None:
         """Mark the run running and fix its shape (RunOptions: recorded, so a replay keeps it). The
@@ -43,13 +43,15 @@ class WorkSteps(StepBase):
         if not await self.d.store.start_run(run.run_id):
             return None
         await self.say(run, "run_started", step="start")
-        return RunOptions.from_settings(self.d.settings)
+        return await self.shape(run)  # the ticket as Jira has it, its repository, and what it brings
 
     @DBOS.step()
-    async def prepare(self, run: RunRef) -> WorktreeRef:
+    async def prepare(self, run: RunRef, opts: RunOptions | None = None) -> WorktreeRef:
+        repository = opts.repository if opts is not None else ""
         async with self.row(run, "prepare") as row:
             try:
-                wt = WorktreeRef.of(await self.d.workspace.prepare(run.key))
+                workspace = self.d.repository(repository).workspace  # the routed repository's clone
+                wt = WorktreeRef.of(await workspace.prepare(run.key), repository)
             except AutoCodeError as exc:
                 raise StepFailed("prepare", exc.detail) from None
             await self.d.store.update_run(run.run_id, branch=wt.branch)
@@ -58,10 +60,10 @@ class WorkSteps(StepBase):
         return wt
 
     @DBOS.step(preemptible=True)
-    async def setup(self, run: RunRef, wt: WorktreeRef) -> None:
+    async def setup(self, run: RunRef, wt: WorktreeRef, opts: RunOptions | None = None) -> None:
         async with self.row(run, "setup") as row:
             self.require("setup", wt)
-            res = await self.d.checks.run("setup", Path(wt.path))
+            res = await self.d.checks.run("setup", Path(wt.path), argv=opts.setup_command if opts else None)
             output = self.d.scanner.redact(res.output)
             row.detail = {"exit_code": res.exit_code, "duration_s": round(res.duration_s, 3),
                           "output": tail(output)}
@@ -79,19 +81,20 @@ class WorkSteps(StepBase):
             # the sleep(0), spawns the CLI and connects while the prompt is built.
             warming = asyncio.create_task(d.claude.warm(cwd, run.run_id))
             await asyncio.sleep(0)
-            prompt = prompts.implementation_prompt(run.ticket)
+            prompt = prompts.implementation_prompt(run.ticket, opts.instructions)
             await warming
             req = AgentRequest(cwd=cwd, prompt=prompt, ticket_key=run.key, run_id=run.run_id,
                                log=self.agent_log(run), phase="implement",
-                               allowed_commands=opts.allowed_commands)
+                               allowed_commands=opts.allowed_commands, budget_usd=opts.budget_usd)
             try:
                 call = await d.claude.implement(req)
             except AgentError as exc:
                 raise await self.agent_failed(run, "implement", "implement", exc) from None
             usage = await self.agent_done(run, "implement", call, Usage())
             summary = d.scanner.redact(call.result_text)  # the agent's text is hostile: it may quote a secret
-            changed = await d.workspace.has_changes(wt.worktree)
-            diff = await d.workspace.diff_summary(wt.worktree) if changed else ""
+            workspace = d.repository(wt.repository).workspace
+            changed = await workspace.has_changes(wt.worktree)
+            diff = await workspace.diff_summary(wt.worktree) if changed else ""
             row.detail = {
                 "session_id": call.session_id, "turns": call.turns, "cost_usd": call.cost_usd,
                 "usage": call.usage, "has_changes": changed, "diff": diff,
@@ -102,11 +105,12 @@ class WorkSteps(StepBase):
         return ImplementOutcome(session_id=call.session_id, has_changes=changed, summary=summary, usage=usage)
 
     @DBOS.step(preemptible=True)
-    async def gate_check(self, run: RunRef, wt: WorktreeRef, state: GateState) -> GateCheck:
+    async def gate_check(self, run: RunRef, wt: WorktreeRef, state: GateState,
+                         opts: RunOptions | None = None) -> GateCheck:
         """One check round of the gate; its step row holds every round so far."""
         async with self.row(run, state.gate, begin=state.checks == 0, end=False) as row:
             self.require(state.gate, wt)
-            found = await GATES[state.gate].check(self.d, run, wt, state.checks, self.agent_log(run))
+            found = await GATES[state.gate].check(self.d, run, wt, state.checks, self.agent_log(run), opts)
             usage = state.usage
             if found.turns or found.cost_usd:  # the review session is separate: keep the implement id
                 usage = usage.plus(found.turns, found.cost_usd)
@@ -128,7 +132,7 @@ class WorkSteps(StepBase):
             prompt = prompts.fix_prompt(state.gate, feedback, n, self.d.settings.check_output_max_chars)
             req = AgentRequest(cwd=Path(wt.path), prompt=prompt, ticket_key=run.key, run_id=run.run_id,
                                log=self.agent_log(run), phase="fix", gate=state.gate, round=n,
-                               allowed_commands=opts.allowed_commands)
+                               allowed_commands=opts.allowed_commands, budget_usd=opts.budget_usd)
             try:
                 call = await self.d.claude.fix(req, state.session_id)
             except AgentError as exc:

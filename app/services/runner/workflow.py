@@ -65,12 +65,18 @@ class TicketRunner(WorkSteps, HoldSteps, DeliverySteps, DBOSConfiguredInstance):
         if opts is None:  # its record ended before it started (a cancel while queued): no work
             log.info("run_not_started", extra={"reason": "record already final"})
             return "cancelled"
+        if opts.ticket is not None:  # the ticket as Jira has it (start read it), not the delivery's copy
+            run = run.model_copy(update={"ticket": opts.ticket})
+        if opts.unroutable is not None or opts.not_started is not None:
+            return await self.not_started(run, opts)  # needs_routing (with how to fix it), or failed
         await self.wait_while_held(run)  # a spend cap reached: `waiting` until there is room (hold.py)
+        release = await self.d.slots.acquire(opts.repository)  # its repository's share (fairness.py)
         wt: WorktreeRef | None = None
         try:
-            wt = await self.prepare(run)
+            wt = await self.prepare(run, opts)
+            opts = await self.configure(run, wt, opts)  # the repository's own file, on its base branch
             if opts.enable_setup:
-                await self.setup(run, wt)
+                await self.setup(run, wt, opts)
             impl = await self.implement(run, wt, opts)
             if not impl.has_changes:
                 await self.report(run, Report(outcome="no_changes", text=impl.summary))
@@ -103,6 +109,8 @@ class TicketRunner(WorkSteps, HoldSteps, DeliverySteps, DBOSConfiguredInstance):
                 raise
             log.exception("pipeline_crashed")
             return await self.finish(run, "failed", f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            release()
 
     async def _gates(self, run: RunRef, wt: WorktreeRef, opts: RunOptions,
                      impl: ImplementOutcome) -> tuple[tuple[GateResult, ...], Usage]:
@@ -122,7 +130,7 @@ class TicketRunner(WorkSteps, HoldSteps, DeliverySteps, DBOSConfiguredInstance):
         state = GateState(gate=gate, session_id=session_id, usage=usage)
         previous: str | None = None
         while True:
-            check = await self.gate_check(run, wt, state)
+            check = await self.gate_check(run, wt, state, opts)
             state = check.state
             if check.verdict == "passed":  # a clean review's own words still go into the PR
                 findings = (check.feedback or None) if gate == "review" else None

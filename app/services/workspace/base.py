@@ -30,12 +30,6 @@ class Workspace(Protocol):
         `ticket_key` is already validated. Raises WorkspaceError (git's stderr attached)."""
         ...
 
-    async def prepare_branch(self, ticket_key: str) -> Worktree:
-        """Fetch and (re)create the ticket's worktree from its pushed branch `origin/ticket/<slug>`
-        (a follow-up on the open PR); `base_sha` is that pushed head. Raises WorkspaceError when the
-        branch is not on origin."""
-        ...
-
     async def has_changes(self, worktree: Worktree) -> bool:
         """True when the worktree differs from `base_sha`: uncommitted edits, untracked files not
         ignored, or commits on the branch past the base."""
@@ -76,9 +70,10 @@ class Workspace(Protocol):
         """`git worktree remove --force` and prune; missing worktrees are not an error."""
         ...
 
-    async def read_base_file(self, base_sha: str, path: str, max_bytes: int = 65_536) -> str | None:
-        """The text of the regular file `path` in commit `base_sha` (the base branch `prepare`
-        fetched), read from the shared clone's objects with the service's git - never from the
-        worktree or the ticket's branch, which the agent writes. None when the commit has no such
-        file; WorkspaceError when it is not a regular file or is over `max_bytes`."""
+    async def read_base_file(self, path: str, max_bytes: int = 65_536) -> tuple[str | None, str]:
+        """(text, commit) of the regular file `path` on the base branch as `prepare`'s fetch left
+        it (`refs/remotes/origin/<BASE_BRANCH>`), read from the shared clone's objects with the
+        service's git - never from a worktree or a ticket's branch, which the agent writes. Text
+        None when the base branch has no such file; WorkspaceError when it is not a regular file
+        or is over `max_bytes`."""
         ...

@@ -290,18 +290,25 @@ class GitWorkspace:
         logger.info("worktree_removed", extra={"branch": worktree.branch, "path": str(worktree.path),
                                                "kept_as_spare": parked})
 
-    async def read_base_file(self, base_sha: str, path: str, max_bytes: int = 65_536) -> str | None:
-        """The file at `path` in the commit `base_sha` (the fetched base branch), read from the
-        shared clone's objects - never from a worktree, which the agent writes. None when absent."""
-        if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", base_sha) or path.startswith(("-", "/")):
-            raise WorkspaceError(f"invalid base file reference {base_sha[:12]}:{path[:60]}")
+    async def read_base_file(self, path: str, max_bytes: int = 65_536) -> tuple[str | None, str]:
+        """The file at `path` on the base branch as the last fetch saw it (`refs/remotes/origin/
+        <BASE_BRANCH>`), read from the shared clone's objects - never from a worktree or a ticket's
+        branch, which the agent writes - and the commit it was read from."""
+        if path.startswith(("-", "/")) or ".." in path.split("/"):
+            raise WorkspaceError(f"invalid base file path {path[:60]!r}")
         async with self._repo_lock():
+            res = await self._clone_git("rev-parse", "--verify", "--quiet",
+                                        f"refs/remotes/origin/{self.base_branch}^{{commit}}", check=False)
+            if not res.ok:
+                raise WorkspaceError(f"base branch {self.base_branch!r} not found on origin",
+                                     exit_code=res.exit_code)
+            base_sha = res.output.strip().splitlines()[-1]
             listed = await self._clone_git("ls-tree", "-z", base_sha, "--", path)
             entry = listed.output.split("\0")[0]
             meta, _, name = entry.partition("\t")
             parts = meta.split()
             if not entry or name != path or len(parts) != 3:
-                return None
+                return None, base_sha
             mode, kind, sha = parts
             if kind != "blob" or mode not in ("100644", "100755"):  # a link or a directory is no config
                 raise WorkspaceError(f"{path} on the base branch is not a regular file ({mode} {kind})")
@@ -309,7 +316,7 @@ class GitWorkspace:
             if int(res.output.strip() or 0) > max_bytes:
                 raise WorkspaceError(f"{path} on the base branch is over {max_bytes} bytes")
             blob = await self._clone_git("cat-file", "blob", sha)
-        return blob.output
+        return blob.output, base_sha
 
     # ----- internals -----
     def _source_url(self) -> str:

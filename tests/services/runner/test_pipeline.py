@@ -215,15 +215,15 @@ class TestReplayUsesRecordedOptions:
             svc.app.state.settings.enable_lint = True  # the "new deployment"
 
             async def replay_after_implement() -> list[str]:
-                # Steps 0-3 (start, hold_for_spend, prepare, implement) come from the record; the
-                # rest re-execute.
-                handle = await DBOS.fork_workflow_async(run["run_id"], 4)
+                # Steps 0-4 (start, hold_for_spend, prepare, configure, implement) come from the
+                # record; the rest re-execute.
+                handle = await DBOS.fork_workflow_async(run["run_id"], 5)
                 assert await handle.get_result() == "succeeded"
                 steps = await DBOS.list_workflow_steps_async(handle.get_workflow_id())
                 return [st["function_name"].rsplit(".", 1)[-1] for st in steps]
 
             replayed = svc.client.portal.call(replay_after_implement)
-        assert replayed[:4] == ["start", "hold_for_spend", "prepare", "implement"]
+        assert replayed[:5] == ["start", "hold_for_spend", "prepare", "configure", "implement"]
         assert "gate_check" not in replayed  # lint was not part of this run
 
 

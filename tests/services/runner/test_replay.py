@@ -61,12 +61,12 @@ async def test_recorded_steps_are_not_run_again(dbos_bench: tuple[Bench, TicketR
     b, runner = dbos_bench
     run_id = await _run(b, runner)
     names = await _steps(run_id)
-    assert names[:7] == ["start", "hold_for_spend", "prepare", "implement", "gate_check", "gate_fix",
-                         "gate_check"]
+    assert names[:8] == ["start", "hold_for_spend", "prepare", "configure", "implement", "gate_check",
+                         "gate_fix", "gate_check"]
     agent_calls, prepared, checks = len(b.claude.calls), len(b.workspace.prepared), b.checks.count("lint")
 
     # Replay from the second lint check: start..gate_fix come from the record.
-    handle = await DBOS.fork_workflow_async(run_id, _step_id(names, names.index("gate_check", 5)))
+    handle = await DBOS.fork_workflow_async(run_id, _step_id(names, names.index("gate_check", 6)))
     assert await handle.get_result() == "succeeded"
     assert len(b.claude.calls) == agent_calls  # implement and the fix were not run again
     assert len(b.workspace.prepared) == prepared
@@ -80,7 +80,7 @@ async def test_a_recorded_failure_is_raised_again_on_replay(dbos_bench: tuple[Be
     run_id = await _run(b, runner, "PROJ-2")
     assert b.store.run(run_id)["error"].startswith("implement: agent max_turns")
     names = await _steps(run_id)
-    assert names[:4] == ["start", "hold_for_spend", "prepare", "implement"]
+    assert names[:5] == ["start", "hold_for_spend", "prepare", "configure", "implement"]
     calls = len(b.claude.calls)
 
     handle = await DBOS.fork_workflow_async(run_id, _step_id(names, names.index("implement") + 1))
