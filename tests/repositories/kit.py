@@ -4,12 +4,17 @@ tests on, GH_TOKEN), each on its own bare remote and its own fake GitHub."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from app.demo_repo import DemoRepo
 from tests.fakes.github_api import FakeGitHub
+from tests.gitrepos import make_remote
 from tests.services.runner.harness import running_service, step
 
 WEB_TOKEN = "ghp_WEB_repository_token_0a1b2c3d4e"
@@ -63,3 +68,13 @@ def serve(tmp_path: Path, two: dict[str, Any], **kw: Any) -> Any:
 
 def outputs(run: dict[str, Any], gate: str) -> str:
     return "\n".join(r.get("output", "") for r in step(run, gate)["detail"]["rounds"])
+
+
+@contextlib.contextmanager
+def two_repositories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """Two bare remotes ("web", "api") and a fake GitHub for each, answering only to its token."""
+    monkeypatch.setenv("GH_TOKEN_WEB", WEB_TOKEN)  # the web repository's own token (token_env)
+    web, api = make_remote(tmp_path / "web"), make_remote(tmp_path / "api")
+    with FakeGitHub(owner="acme", repo="web", token=WEB_TOKEN) as gh_web, \
+            FakeGitHub(owner="acme", repo="api", token=API_TOKEN) as gh_api:
+        yield {"web": web, "api": api, "gh_web": gh_web, "gh_api": gh_api}
