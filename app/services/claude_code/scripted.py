@@ -128,7 +128,8 @@ class ScriptedClaudeCode:
         n = self._reviews.get(req.run_id, 0)
         self._reviews[req.run_id] = n + 1
         text = outputs[min(n, len(outputs) - 1)]
-        run = AgentRun(session_id=run.session_id, turns=run.turns, cost_usd=0.0, result_text=text)
+        run = AgentRun(session_id=run.session_id, turns=run.turns, cost_usd=run.cost_usd, result_text=text,
+                       usage=run.usage)
         parsed = parse_review(text)
         return ReviewResult(ok=parsed.ok, has_issues=parsed.has_issues, findings=parsed.findings, run=run,
                             error=parsed.error)

@@ -12,7 +12,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from app.prompts import ticket_prompts as prompts
 from app.services.checks.base import CheckName
@@ -78,6 +78,7 @@ class Finding:
     signature: str
     turns: int = 0  # an agent's review session costs turns and money too
     cost_usd: float = 0.0
+    usage: dict[str, Any] | None = None  # its tokens by kind, as the model proxy metered them
     note: str | None = None  # a line for the run's log
 
 
@@ -112,6 +113,7 @@ class ReviewGate:
             round=entry, verdict=verdict, feedback=findings if result.ok else entry.error or "",
             excerpt=f"findings: {findings[:500]}", signature=failure_signature(result.findings),
             turns=result.run.turns if result.run else 0, cost_usd=result.run.cost_usd if result.run else 0.0,
+            usage=result.run.usage if result.run else None,
         )
 
 

@@ -114,7 +114,8 @@ class WorkSteps(RepoSteps):
             usage = state.usage
             if found.turns or found.cost_usd:  # the review session is separate: keep the implement id
                 usage = usage.plus(found.turns, found.cost_usd)
-                await self.record_call(run, f"{state.gate}:{state.checks}", found.turns, found.cost_usd, None)
+                await self.record_call(run, f"{state.gate}:{state.checks}", found.turns, found.cost_usd, None,
+                                       found.usage)
             state = state.model_copy(update={"rounds": (*state.rounds, found.round), "usage": usage})
             row.detail = state.detail()
         if found.note:

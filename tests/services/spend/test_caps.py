@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from app.composition import Collaborators
 from app.services.spend import CapPolicy
@@ -136,3 +137,19 @@ def test_a_monthly_cap_outlives_the_day_and_a_new_month_starts_the_run(tmp_path:
         spent = svc.client.portal.call(ledger.ticket_total, "PROJ-1")
     assert spent.cost_usd == pytest.approx(3.0)
     assert spent.tokens.as_dict() == {"input": 1000, "output": 100, "cache_creation": 0, "cache_read": 5000}
+
+
+def test_every_agent_call_of_a_run_is_in_the_ledger_by_token_kind(tmp_path: Path) -> None:
+    # implement, the review session (a separate call) and nothing else; each with the metered
+    # figures its call reported. The run's own cost (the runs API) is the ledger's sum.
+    with running_service(tmp_path, _costing(PROJ_5=0.2), ENABLE_REVIEW=1) as svc:
+        run = svc.run("PROJ-5")
+        query = sa.text("SELECT call_id, cost_usd, input_tokens, output_tokens, cache_read_input_tokens "
+                        "FROM ac_spend WHERE run_id = :r ORDER BY call_id")
+        with svc.services.store.sync.engine.connect() as conn:
+            rows = conn.execute(query, {"r": run["run_id"]}).all()
+        total = svc.client.portal.call(svc.services.deps.spend.ledger.run_total, run["run_id"])
+    assert run["status"] == "succeeded"
+    assert [tuple(r) for r in rows] == [("implement", 0.2, 1000, 100, 5000),
+                                        ("review:0", 0.2, 1000, 100, 5000)]
+    assert total.cost_usd == pytest.approx(run["cost_usd"]) == pytest.approx(0.4)
