@@ -199,11 +199,14 @@ class GitWorkspace:
         return Worktree(path=path, branch=branch, base_sha=head)
 
     async def has_changes(self, worktree: Worktree) -> bool:
-        status = await self._wt_git(worktree, "status", "--porcelain", "--untracked-files=all",
+        # One process: porcelain v2 names HEAD (`# branch.oid`) next to the changes.
+        status = await self._wt_git(worktree, "status", "--porcelain=v2", "--branch", "--untracked-files=all",
                                     "--ignore-submodules=all")
-        if status.output.strip():
+        lines = [line for line in status.output.splitlines() if line.strip()]
+        if any(not line.startswith("# ") for line in lines):
             return True
-        return await self._head(worktree) != worktree.base_sha
+        head = next((line.split()[2] for line in lines if line.startswith("# branch.oid ")), None)
+        return head != worktree.base_sha
 
     async def diff_summary(self, worktree: Worktree) -> str:
         async with self._staged_everything(worktree) as env:
@@ -254,9 +257,14 @@ class GitWorkspace:
         return list(_split_batch(batch.output, headers, [labels[s] for s in labels]))
 
     async def commit(self, worktree: Worktree, message: str) -> str:
-        head = await self._wt_git(worktree, "symbolic-ref", "--quiet", "HEAD", check=False)
-        if head.output.strip() != f"refs/heads/{worktree.branch}":  # the push sends that branch
-            raise WorkspaceError(f"worktree HEAD is not on {worktree.branch}: {head.output.strip()!r}")
+        # The push sends that branch. HEAD read as git's files backend reads it (no process for it);
+        # the git calls below check the registration itself before anything is written.
+        try:
+            head = (self._gitdir_of(worktree.path) / "HEAD").read_text(errors="replace").strip()
+        except OSError:
+            head = ""
+        if head != f"ref: refs/heads/{worktree.branch}":
+            raise WorkspaceError(f"worktree HEAD is not on {worktree.branch}: {head.removeprefix('ref: ')!r}")
         await self._wt_git(worktree, "add", "-A")
         staged = await self._wt_git(worktree, "diff", "--cached", "--quiet", *_NO_DRIVERS, check=False)
         if staged.exit_code == 0:

@@ -107,11 +107,6 @@ async def transit_repo(
         await asyncio.to_thread(shutil.rmtree, path, True)
 
 
-async def _ref_sha(git: GitRunner, repo: Path, ref: str) -> str | None:
-    res = await git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", git_dir=repo, check=False)
-    return res.output.strip().splitlines()[-1] if res.ok and res.output.strip() else None
-
-
 async def remote_refs(git: GitRunner, repo: Path) -> dict[str, str]:
     """`refs/remotes/origin/*` of `repo` (the symbolic `HEAD` left out): ref → sha."""
     res = await git("for-each-ref", "--format=%(objectname) %(refname)", "refs/remotes/origin/",
@@ -175,11 +170,14 @@ async def fetch_missing_blobs(git: GitRunner, root: Path, clone: Path, url: str,
 async def push_via_transit(git: GitRunner, root: Path, clone: Path, url: str, branch: str) -> str:
     """Push the clone's `refs/heads/<branch>` to `url` under a lease (see the module docstring);
     return the pushed sha. Raises WorkspaceError (from `git`), also when the branch is missing."""
-    ref = f"refs/heads/{branch}"
-    sha = await _ref_sha(git, clone, ref)
+    ref, tracking = f"refs/heads/{branch}", f"refs/remotes/origin/{branch}"
+    listed = await git("for-each-ref", "--format=%(objectname) %(refname)", ref, tracking, git_dir=clone)
+    shas = {name: sha for sha, _, name in (line.partition(" ") for line in listed.output.splitlines())
+            if _SHA.fullmatch(sha)}  # patterns match whole components: keep the exact names only
+    sha = shas.get(ref)
     if sha is None:
         raise WorkspaceError(f"branch {branch!r} not found in the shared clone")
-    expected = await _ref_sha(git, clone, f"refs/remotes/origin/{branch}") or ""
+    expected = shas.get(tracking, "")
     async with transit_repo(root, "push", transit_config(), alternate=clone / "objects") as transit:
         await git(*_QUIET_REPO, "push", "--quiet", "--no-verify", f"--force-with-lease={ref}:{expected}",
                   url, f"{sha}:{ref}", git_dir=transit, network=True)
