@@ -1,10 +1,10 @@
 """The dispatcher: hands accepted run records to the DBOS queue, after intake has answered.
 
 Intake's only durable write is the run record (`RunStore.accept_run`, status `queued`, enqueued_at
-NULL). One dispatcher task per engine (per host) then enqueues each such record on the DBOS queue
-under the run's own id (`SetWorkflowID(run_id)`: a second handoff of the same run - after a crash
-between enqueue and mark, or by two hosts at once - finds the workflow that exists and starts
-nothing) and marks the batch `enqueued_at` in one UPDATE. It is
+NULL). One dispatcher task per engine (per host) then enqueues such records on the DBOS queue, a
+batch in one transaction, each under the run's own id as workflow id (a second handoff of the same
+run - after a crash between enqueue and mark, or by two hosts at once - finds the workflow that
+exists and starts nothing), and marks the batch `enqueued_at` in one UPDATE. It is
 - woken at once by `accepted()` (intake in this process), and takes what accumulated meanwhile as
   one batch (a burst of deliveries becomes a few batches, not one wake-up each);
 - polling every `poll_sec` for records nobody handed off: those a host left when it died (kill -9
@@ -34,9 +34,10 @@ from app.services.runner.store_base import NewRun, RunStore
 log = logging.getLogger(__name__)
 
 HOLD_ENV = "AUTO_CODE_TEST_DISPATCH_HOLD"
-BATCH = 200  # runs per batch: one SELECT and one UPDATE each, the enqueues concurrent
-# Enqueue = fn(run_id, ticket_json): put the run on the DBOS queue (idempotent per run id).
-Enqueue = Callable[[str, str], Awaitable[None]]
+BATCH = 200  # runs per batch: one SELECT, one DBOS transaction and one UPDATE each
+# Enqueue = fn([(run_id, ticket_json), ...]): put the runs on the DBOS queue in one transaction,
+# skipping any whose workflow exists (idempotent per run id).
+Enqueue = Callable[[list[tuple[str, str]]], Awaitable[None]]
 
 
 class Dispatcher:
@@ -87,18 +88,16 @@ class Dispatcher:
 
     async def _hand_off(self, batch: list[tuple[str, str]]) -> int:
         await self._maybe_hold("before")
-        results = await asyncio.gather(*(self.enqueue(run_id, data) for run_id, data in batch),
-                                       return_exceptions=True)
-        done = [run_id for (run_id, _), result in zip(batch, results, strict=True)
-                if not isinstance(result, BaseException)]
-        for (run_id, _), result in zip(batch, results, strict=True):
-            if isinstance(result, BaseException):  # left unmarked: the poll hands it off later
-                log.warning("dispatch_enqueue_failed", extra={"run_id": run_id, "error": repr(result)})
+        try:
+            await self.enqueue(batch)
+        except Exception as exc:  # left unmarked: the poll hands them off later
+            log.warning("dispatch_enqueue_failed", extra={"count": len(batch), "error": repr(exc)})
+            return 0
         await self._maybe_hold("after_enqueue")
-        await self.store.mark_enqueued(done)
-        self.handed_off += len(done)
-        log.debug("runs_dispatched", extra={"count": len(done)})
-        return len(done)
+        await self.store.mark_enqueued([run_id for run_id, _ in batch])
+        self.handed_off += len(batch)
+        log.debug("runs_dispatched", extra={"count": len(batch)})
+        return len(batch)
 
     async def _maybe_hold(self, point: str) -> None:
         if not self._hold:

@@ -1,7 +1,8 @@
 """The run store's intake and handoff queries (a mixin of `SqlRunStore`, split out of store.py).
 
 `accept_run` is the durable accept of issue 10: one INSERT whose dedup is the database's (the partial
-unique index `ux_ac_runs_active_dedup_key` over the active statuses, migration 0004). The
+unique index `ux_ac_runs_active_dedup_key` over the active statuses, migration 0004); `accept_runs`
+does several in one transaction for the async store's group commit (store_async.py). The
 dispatcher (dispatch.py) then finds records not yet handed to DBOS (`undispatched`, over the partial
 index `ix_ac_runs_undispatched`) and marks them (`mark_enqueued`); the workflow's first step moves
 the record to `running` (`start_run`).
@@ -35,23 +36,35 @@ class AcceptQueries:
         raise NotImplementedError
 
     def accept_run(self, new: NewRun) -> str:
+        return self.accept_runs([new])[0]
+
+    def accept_runs(self, news: list[NewRun]) -> list[str]:
+        """`accept_run` for several runs in ONE transaction (one commit, one fsync: the group commit
+        of `AcceptBatcher`); the holder's run id for each, in order. Inserted in dedup-key order, so
+        two hosts' batches take the index's row locks in the same order and cannot deadlock."""
+        holders: dict[int, str] = {}
+        with self.engine.begin() as conn:
+            for i in sorted(range(len(news)), key=lambda n: news[n].dedup_key):
+                holders[i] = self._accept_one(conn, news[i])
+        return [holders[i] for i in range(len(news))]
+
+    def _accept_one(self, conn: sa.Connection, new: NewRun) -> str:
         values = {
             "run_id": new.run_id, "ticket": new.ticket, "status": "queued", "turns": 0, "cost_usd": 0.0,
             "ticket_json": self.redact(new.ticket_json), "dedup_key": new.dedup_key, "kind": new.kind,
             "parent_run_id": new.parent_run_id, "pr_number": new.pr_number,
         }
-        # No conflict target: the only constraint a fresh uuid run id can meet is the dedup index.
         holder = sa.select(runs.c.run_id).where(runs.c.dedup_key == new.dedup_key,
                                                 runs.c.status.in_(ACTIVE_STATUSES))
         for _ in range(ACCEPT_TRIES):
             now = time.time()
+            # No conflict target: the only constraint a fresh uuid run id can meet is the dedup index.
             stmt = (self._insert(runs).values(created_at=now, updated_at=now, **values)
                     .on_conflict_do_nothing().returning(runs.c.run_id))
-            with self.engine.begin() as conn:
-                if conn.execute(stmt).first() is not None:
-                    return new.run_id
-            with self.engine.connect() as conn:
-                existing = conn.execute(holder).scalar()
+            if conn.execute(stmt).first() is not None:
+                return new.run_id
+            # Read committed (PostgreSQL): the holder may have ended since; then the insert is retried.
+            existing = conn.execute(holder).scalar()
             if existing is not None:
                 return str(existing)
         raise RuntimeError(f"dedup key {new.dedup_key!r}: {ACCEPT_TRIES} runs held and released it "

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Callable
 
 from app.models import RunKind, RunStatus, RunView, StepStatus
+from app.services.runner.accept_batch import AcceptBatcher
 from app.services.runner.store import SqlRunStore
 from app.services.runner.store_base import UNSET, LogLine, NewRun, RunRow, StepDetail, Unset
 
@@ -20,6 +21,7 @@ class AsyncRunStore:
 
     def __init__(self, store: SqlRunStore) -> None:
         self.sync = store
+        self._accepts = AcceptBatcher(store)
 
     @property
     def redact(self) -> Callable[[str], str]:
@@ -37,7 +39,7 @@ class AsyncRunStore:
                                        parent_run_id=parent_run_id, pr_number=pr_number)
 
     async def accept_run(self, new: NewRun) -> str:
-        return await asyncio.to_thread(self.sync.accept_run, new)
+        return await self._accepts.accept(new)  # group commit with concurrent accepts (accept_batch.py)
 
     async def start_run(self, run_id: str) -> bool:
         return await asyncio.to_thread(self.sync.start_run, run_id)
