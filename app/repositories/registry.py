@@ -119,13 +119,14 @@ def build_repositories(settings: Settings, configs: Sequence[RepositoryConfig], 
 
 def _pull_requests(settings: Settings, config: RepositoryConfig, root: Path) -> PullRequests:
     if settings.uses_github_api:
-        return GitHubPullRequests(_github_view(settings, config))
+        return GitHubPullRequests(github_settings_for(settings, config))
     return LocalPullRequests(root / LOCAL_PR_FILE)
 
 
-def _github_view(settings: Settings, config: RepositoryConfig) -> Settings:
-    """The settings as this repository's GitHub client reads them (its repository, API URL, token).
-    A copy keeps the values cached_property computed from the original: those are dropped."""
+def github_settings_for(settings: Settings, config: RepositoryConfig) -> Settings:
+    """The settings as this repository's GitHub clients read them (its repository, API URL, token):
+    for any client built from Settings (the PR client here; the follow-ups' PR activity client per
+    repository). A copy keeps the values cached_property computed from the original: dropped."""
     view = settings.model_copy(update={"github_repository": config.github_slug,
                                        "github_api_url": config.github_api_url, "gh_token": config.token})
     for klass in type(settings).__mro__:
@@ -135,4 +136,4 @@ def _github_view(settings: Settings, config: RepositoryConfig) -> Settings:
     return view
 
 
-__all__ = ["Repositories", "Repository", "build_repositories", "repository_root"]
+__all__ = ["Repositories", "Repository", "build_repositories", "github_settings_for", "repository_root"]

@@ -21,10 +21,13 @@ def test_two_repositories_at_once_each_with_its_commands_gates_and_pr(tmp_path: 
         api_id = svc.deliver("API-1", "Add an endpoint")["run_id"]
         web_run, api_run = svc.wait(web_id), svc.wait(api_id)
         only_web = svc.client.get("/runs", params={"repository": "web"}).json()
+        metrics = svc.client.get("/metrics").text
         records = svc.client.get("/runs").text + json.dumps([web_run, api_run])
     assert web_run["status"] == api_run["status"] == "succeeded", (web_run["error"], api_run["error"])
     assert (web_run["repository"], api_run["repository"]) == ("web", "api")
     assert [r["run_id"] for r in only_web] == [web_id]
+    for name in ("web", "api"):  # /metrics groups finished runs by repository
+        assert f'auto_code_repository_runs_finished_total{{repository="{name}",status="succeeded"}} 1.0' in metrics
     # Each with its own gates and commands.
     web_steps, api_steps = [s["name"] for s in web_run["steps"]], [s["name"] for s in api_run["steps"]]
     assert "lint" in web_steps and "test" not in web_steps and "review" not in web_steps

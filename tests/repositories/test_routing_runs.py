@@ -53,6 +53,7 @@ def test_no_match_ends_needs_routing_then_the_update_that_routes_it_starts_work(
         routed = svc.client.post("/webhook/jira", json=component_set("OPS-1", "Frontend"))
         second = svc.wait(routed.json()["run_id"])
         again = svc.client.post("/webhook/jira", json=component_set("OPS-1", "Frontend"))
+        metrics = svc.client.get("/metrics").text
     assert first["status"] == "needs_routing" and first["repository"] is None
     assert first["error"] == "no repository matches this ticket"
     assert [s["name"] for s in first["steps"]] == ["report"]  # nothing was cloned, nothing run
@@ -68,6 +69,8 @@ def test_no_match_ends_needs_routing_then_the_update_that_routes_it_starts_work(
     assert [p["head"] for p in two["gh_web"].prs] == ["ticket/ops-1"] and two["gh_api"].prs == []
     # The same kind of update for a ticket that is not waiting to be routed stays ignored.
     assert early.json()["status"] == "ignored" and again.json()["status"] == "ignored"
+    assert 'auto_code_repository_runs_finished_total{repository="-",status="needs_routing"} 1.0' in metrics
+    assert 'auto_code_repository_runs_finished_total{repository="web",status="succeeded"} 1.0' in metrics
 
 
 def test_two_matches_are_ambiguous(tmp_path: Path, two: dict[str, Any], jira: FakeJira) -> None:

@@ -86,6 +86,12 @@ class ServiceMetrics:
         self.runs_finished = Counter("auto_code_runs_finished",
                                      "Runs this process finished, by final status.", ["status"],
                                      registry=r)
+        # The operator's repository names (REPOSITORIES_FILE; "default" without one, "-" when no
+        # repository took the ticket): a small fixed set, never ticket text.
+        self.repository_runs_finished = Counter(
+            "auto_code_repository_runs_finished",
+            "Runs this process finished, by repository and final status.", ["repository", "status"],
+            registry=r)
         self.step_seconds = Histogram("auto_code_step_duration_seconds",
                                       "Wall time of pipeline steps run by this process.",
                                       ["step", "status"], buckets=STEP_BUCKETS, registry=r)
@@ -104,8 +110,9 @@ class ServiceMetrics:
     def delivery(self, outcome: str, code: str = "") -> None:
         self.deliveries.labels(outcome=outcome, code=code[:40]).inc()
 
-    def run_finished(self, status: str) -> None:
+    def run_finished(self, status: str, repository: str | None = None) -> None:
         self.runs_finished.labels(status=status).inc()
+        self.repository_runs_finished.labels(repository=(repository or "-")[:40], status=status).inc()
 
     def step_done(self, step: str, status: str, seconds: float) -> None:
         self.step_seconds.labels(step=step[:40], status=status).observe(max(0.0, seconds))

@@ -188,7 +188,9 @@ class DeliverySteps(StepBase):
             await self.d.store.fail_running_steps(run.run_id, error or "failed")
         await self.d.store.update_run(run.run_id, status=status, error=error)
         if self.d.metrics is not None:
-            self.d.metrics.run_finished(status)
+            record = await self.d.store.get_run_row(run.run_id)  # which repository (routing set it)
+            repository = record.get("repository") if record is not None else None
+            self.d.metrics.run_finished(status, repository if isinstance(repository, str) else None)
         if self.d.progress is not None:  # a run that ended without its report still closes its comment
             self.d.progress.ended(run.run_id, run.key)
         level = "warning" if status == "failed" else "info"

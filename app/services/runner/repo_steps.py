@@ -118,5 +118,7 @@ class RepoSteps(StepBase):
                     detail = exc.detail if isinstance(exc, AutoCodeError) else type(exc).__name__
                     row.status, row.detail = "failed", {"error": detail, "outcome": status}
         await d.store.update_run(run.run_id, status=status, error=error)  # type: ignore[arg-type]
+        if d.metrics is not None:
+            d.metrics.run_finished(status)
         await self.say(run, f"run_finished status={status} error={error}", "warning", step="finish")
         return status
