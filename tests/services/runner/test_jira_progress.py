@@ -103,6 +103,14 @@ class TestOneCommentPerRun:
         assert "could not finish" in text and "disk on fire" in text
 
 
+    def test_progress_comments_off_gives_one_comment_at_the_end(self, tmp_path: Path, jira: FakeJira) -> None:
+        with running_service(tmp_path, **_env(jira, JIRA_PROGRESS_COMMENTS="false")) as svc:
+            run = svc.run("PROJ-62")
+        assert run["status"] == "succeeded"
+        assert jira.comment_texts("PROJ-62") == [f"auto-code opened a pull request: {run['pr_url']}"]
+        assert not [r for r in jira.requests if r.method == "PUT"]
+
+
 class TestOtherRunsComments:
     def test_concurrent_runs_of_two_tickets_keep_to_their_own_comment(self, tmp_path: Path,
                                                                       jira: FakeJira) -> None:
