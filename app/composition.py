@@ -20,11 +20,15 @@ from dataclasses import dataclass, field
 
 from app.config import Settings
 from app.errors import AutoCodeError
+from app.followups.deps import FollowupDeps
+from app.followups.store import FollowupStore
+from app.followups.wiring import build_activity
 from app.repositories.wiring import issue_reader, repositories_for, settings_has_file
 from app.services.checks.base import Checks
 from app.services.checks.factory import build_checks
 from app.services.claude_code.base import ClaudeCode
 from app.services.claude_code.factory import build_claude_code
+from app.services.github.activity_base import PullActivity
 from app.services.github.base import PullRequests
 from app.services.github.factory import build_pull_requests
 from app.services.jira.base import JiraReporter
@@ -66,6 +70,9 @@ class Collaborators:
     clock: Callable[[], float] | None = None
     # Reads tickets from Jira's REST API at run start (built when Jira credentials are set).
     issues: IssueReader | None = None
+    # GitHub's side of the PRs after they are opened (checks, logs, comments; issue 11). None: the
+    # REST client when the service talks to GitHub, else follow-ups have nothing to read.
+    activity: PullActivity | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +112,9 @@ def build_deps(settings: Settings, store: AsyncRunStore, given: Collaborators,
         pull_requests=pull_requests,
         repositories=repositories,
         issues=given.issues or issue_reader(settings),
+        followups=FollowupDeps(store=FollowupStore(store.sync.engine),
+                               activity=given.activity or build_activity(settings),
+                               login=settings.github_service_login),
         tracer=tracer,
         jira=jira,
         scanner=scanner,
@@ -159,6 +169,8 @@ async def close_services(services: Services) -> None:
         closers.append(deps.jira.aclose)
     if deps.issues is not None:
         closers.append(deps.issues.aclose)
+    if deps.followups is not None and deps.followups.activity is not None:
+        closers.append(deps.followups.activity.aclose)
     if deps.repositories is not None and settings_has_file(services.settings):
         closers.append(deps.repositories.aclose)  # each repository's own PR client
     for closer in closers:

@@ -22,6 +22,7 @@ import httpx
 
 from app.composition import Collaborators
 from app.config import Settings
+from app.demo_followup import CI_FIX, DEMO_WEBHOOK_SECRET, ci_round, local_activity
 from app.demo_repo import create_demo_repo
 from app.main import create_app, lifespan
 from app.models import FINAL_STATUSES
@@ -52,6 +53,7 @@ DEMO_SCRIPT: dict[str, Any] = {
                     '        self.assertEqual(farewell("Ada"), "Goodbye, Ada!")\n')},
             ],
             "fix:lint": [[{"replace": "greeter/farewell.py", "old": "-> str:   \n", "new": "-> str:\n"}]],
+            "fix:ci_fix": CI_FIX,  # after the PR: the demo's CI wants a docs page (demo_followup.py)
             "review": ["HAS_ISSUES: false\nFINDINGS:\nnone"],
             "result": "Added greeter.farewell.farewell() and a unit test for it.",
         }
@@ -74,6 +76,7 @@ def demo_settings(root: Path, remote_env: dict[str, str]) -> Settings:
         # The demo's checks run in the sandbox like production's; a machine without bubblewrap
         # still gets a demo, unconfined and said so (the warning is logged, and printed below).
         "SANDBOX": "bwrap" if shutil.which("bwrap") else "none", **remote_env,
+        "GITHUB_WEBHOOK_SECRET": DEMO_WEBHOOK_SECRET,  # the round after the PR arrives as a signed webhook
     }
     return Settings(**values)
 
@@ -85,8 +88,9 @@ async def run_demo(directory: str | None = None, *, as_json: bool = False) -> in
     demo = create_demo_repo(root / "target")
     settings = demo_settings(root, demo.env())
     # Without a real Claude the demo's scripted editor is supplied like any collaborator.
+    activity = local_activity(settings.workspace_dir, demo.remote)  # GitHub's side of the PR, offline
     collaborators = Collaborators(
-        claude=None if settings.uses_real_claude else ScriptedClaudeCode(DEMO_SCRIPT)
+        claude=None if settings.uses_real_claude else ScriptedClaudeCode(DEMO_SCRIPT), activity=activity,
     )
     app = create_app(settings, collaborators)
     print(f"demo workspace: {root}")
@@ -100,10 +104,18 @@ async def run_demo(directory: str | None = None, *, as_json: bool = False) -> in
             answer = (await client.post("/webhook/jira", json=DEMO_TICKET)).json()
             print(f"webhook answer: {answer}")
             run = await _wait(client, answer["run_id"])
+            _print_run(run, root)
+            print(f"commit:         {await _remote_log(demo.remote, run.get('branch'))}")
+            pr = _pr_record(settings.workspace_dir / "pull-requests.json", run.get("branch"))
+            followup = None
+            if run["status"] == "succeeded" and pr and run.get("branch"):
+                followup = await ci_round(client, activity, str(run["branch"]), int(pr["number"]), _wait)
     elapsed = time.perf_counter() - started
-    _print_run(run, root)
-    print(f"commit:         {await _remote_log(demo.remote, run.get('branch'))}")
-    pr = _pr_record(settings.workspace_dir / "pull-requests.json", run.get("branch"))
+    if followup is not None:
+        print(f"\nfollow-up: kind={followup['kind']} pr=#{followup['pr_number']} "
+              f"of run {followup['parent_run_id']}")
+        _print_run(followup, root)
+        print(f"commit:         {await _remote_log(demo.remote, followup.get('branch'))}")
     if pr:
         print(f"pull request:   #{pr.get('number')} {pr.get('title')}  ({run.get('pr_url')})")
         print("  " + "\n  ".join(str(pr.get("body", "")).splitlines()[:12]))
@@ -111,7 +123,7 @@ async def run_demo(directory: str | None = None, *, as_json: bool = False) -> in
     print(f"demo took {elapsed:.2f}s end to end ({model_s:.2f}s in the implement step)")
     if as_json:
         print(json.dumps(run, indent=2))
-    return 0 if run["status"] == "succeeded" and pr else 1
+    return 0 if run["status"] == "succeeded" and pr and followup and followup["status"] == "succeeded" else 1
 
 
 async def _wait(client: httpx.AsyncClient, run_id: str, limit_s: float = 600) -> dict[str, Any]:

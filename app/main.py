@@ -22,10 +22,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.composition import Collaborators, Services, close_services, open_services
 from app.config import Settings
 from app.errors import AutoCodeError
+from app.followups.wiring import start_polling
 from app.logger import configure_logging
 from app.proc import is_secret_env_name
+from app.routes import github as github_routes
 from app.routes import health, runs, ui
 from app.routes import jira as jira_routes
+from app.routes import pull_requests as pull_request_routes
 from app.services.metrics import ServiceMetrics
 from app.startup import check_workspace
 
@@ -59,9 +62,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     log.info("service_started", extra={"workspace": str(settings.workspace_dir),
                                        "claude": "sdk" if settings.uses_real_claude else "mock",
                                        "github": "api" if settings.uses_github_api else "local"})
+    stop_polling = start_polling(app)  # the GitHub polling fallback (GITHUB_POLL_INTERVAL_SEC > 0)
     try:
         yield
     finally:
+        await stop_polling()
         await close_services(services)
         app.state.parse_pool.close()
         log.info("service_stopped")
@@ -87,6 +92,8 @@ def create_app(settings: Settings | None = None, collaborators: Collaborators | 
     app.include_router(health.router)
     app.include_router(runs.router)
     app.include_router(ui.router)
+    app.include_router(github_routes.router)  # POST /webhook/github (app/followups/)
+    app.include_router(pull_request_routes.router)  # GET /pull-requests: the PRs' outcomes
     return app
 
 

@@ -31,3 +31,7 @@ def test_demo_runs_the_pipeline_and_ends_with_a_pr_record(tmp_path: Path) -> Non
     prs = LocalPullRequests(tmp_path / "workspace" / "pull-requests.json").records()
     assert [p["head"] for p in prs] == ["ticket/demo-1"]
     assert run["pr_url"] == prs[0]["html_url"]
+    # After the PR (issue 11): the demo's CI fails once and a ci_fix follow-up pushes a second commit.
+    assert f"follow-up: kind=ci_fix pr=#1 of run {run['run_id']}" in out
+    assert "PR comment by auto-code: auto-code pushed a fix" in out
+    assert "'reason': 'check_suite concluded success: nothing to fix'" in out

@@ -1,12 +1,15 @@
-"""The follow-up collaborators of one service lifetime, built once from its `Services`.
+"""The follow-up pieces of one service lifetime, from its `Services` (the composition root builds
+`deps.followups`: the store and GitHub's side of the PRs; it closes the REST client).
 
-Interim home until the composition root builds them (app/composition.py): `followups_of(app)`
-builds them on first use and keeps them on `app.state.followups`; the lifespan's end closes nothing
-of theirs that the services do not (the REST client is closed with `aclose`).
+`followups_of(app)` builds the webhook intake over them once and keeps it on `app.state.followups`;
+`start_polling(app)` runs the polling fallback for the lifespan.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +19,7 @@ from app.config import Settings
 from app.followups.closed import pr_closed
 from app.followups.deps import followup_deps
 from app.followups.intake import GitHubIntake
+from app.followups.poller import GitHubPoller
 from app.followups.store import FollowupStore
 from app.services.github.activity_base import PullActivity
 
@@ -52,3 +56,26 @@ def followups_of(app: Any) -> Followups:
 
 def github_intake(request: Request) -> GitHubIntake:
     return followups_of(request.app).intake
+
+
+def start_polling(app: Any) -> Callable[[], Awaitable[None]]:
+    """Start the polling fallback when GITHUB_POLL_INTERVAL_SEC > 0 and the service talks to GitHub;
+    returns the coroutine function that stops it (a no-op when it did not start)."""
+    settings: Settings = app.state.services.settings
+    followups = followups_of(app)
+    if settings.github_poll_interval_sec <= 0 or followups.activity is None:
+        return _nothing
+    poller = GitHubPoller(followup_deps(app.state.services.deps), followups.intake,
+                          settings.github_poll_interval_sec)
+    task = asyncio.create_task(poller.run_forever(), name="github-poller")
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return stop
+
+
+async def _nothing() -> None:
+    return None

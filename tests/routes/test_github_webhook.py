@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from app.routes import github as github_routes
 from tests.fakes.github_webhooks import deliver, sign
 from tests.services.runner.harness import Service, running_service
 
@@ -24,8 +23,6 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     # One service for the module: these tests only read answers (each delivery has its own id).
     tmp_path: Path = tmp_path_factory.mktemp("github-webhook")
     with running_service(tmp_path, GITHUB_WEBHOOK_SECRET=SECRET) as service:
-        if not any(getattr(r, "path", "") == github_routes.WEBHOOK_PATH for r in service.app.routes):
-            service.app.include_router(github_routes.router)  # until create_app registers it
         yield service
 
 

@@ -107,6 +107,12 @@ class DeliverySteps(StepBase):
             except AutoCodeError as exc:
                 raise StepFailed("pull_request", exc.detail) from None
             await d.store.update_run(run.run_id, pr_url=pr.html_url)
+            # Follow-ups of this PR find it, and the run that opened it (issue 11). Imported here:
+            # app.followups imports the runner's tables, whose package imports this module.
+            from app.followups.track import track_pull_request
+
+            await track_pull_request(d, ticket=run.key, run_id=run.run_id, branch=wt.branch,
+                                     number=pr.number, html_url=pr.html_url, repository=wt.repository)
             row.detail = {"number": pr.number, "url": pr.html_url, "created": pr.created}
         await self.say(run, f"pull request {'opened' if pr.created else 'updated'}: {pr.html_url}",
                        step="pull_request")

@@ -22,6 +22,7 @@ from app.services.runner.store_async import AsyncRunStore
 from app.services.workspace.base import Workspace
 
 if TYPE_CHECKING:  # runtime imports would be circular (progress imports the runner's models)
+    from app.followups.deps import FollowupDeps
     from app.services.metrics import ServiceMetrics
     from app.services.runner.progress import ProgressHub
     from app.services.spend import SpendGuard
@@ -50,6 +51,9 @@ class PipelineDeps:
     spend: SpendGuard | None = None
     metrics: ServiceMetrics | None = None
     clock: Callable[[], float] = time.time
+    # After the PR (issue 11): the follow-up store and GitHub's side of the PR (app/followups/deps.py;
+    # None: built from the settings on first use).
+    followups: FollowupDeps | None = None
     # The repositories by name (app/repositories/registry.py). None: the one repository of the
     # settings, worked on by `workspace` and `pull_requests` above (the fast tests' bench).
     repositories: Repositories | None = None

@@ -43,7 +43,12 @@ class WorkSteps(RepoSteps):
         if not await self.d.store.start_run(run.run_id):
             return None
         await self.say(run, "run_started", step="start")
-        return await self.shape(run)  # the ticket as Jira has it, its repository, and what it brings
+        opts = await self.shape(run)  # the ticket as Jira has it, its repository, and what it brings
+        record = await self.d.store.get_run_row(run.run_id)  # a follow-up's kind is on its record
+        kind = getattr(record, "kind", "ticket")  # (the fast tests' in-memory store keeps dicts)
+        if kind in ("ci_fix", "review_fix"):
+            opts = opts.model_copy(update={"kind": kind})
+        return opts
 
     @DBOS.step()
     async def prepare(self, run: RunRef, opts: RunOptions | None = None) -> WorktreeRef:

@@ -20,6 +20,7 @@ import logging
 
 from dbos import DBOS, DBOSConfiguredInstance
 
+from app.followups.walk import FollowupWalk
 from app.logger import bind_run
 from app.models import Ticket
 from app.services.runner.delivery import DeliverySteps
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 
 
 @DBOS.dbos_class()
-class TicketRunner(WorkSteps, HoldSteps, DeliverySteps, DBOSConfiguredInstance):
+class TicketRunner(WorkSteps, HoldSteps, FollowupWalk, DeliverySteps, DBOSConfiguredInstance):
     """One instance per process under the config name "runner" (DBOS finds it again on recovery by
     that name). Its collaborators are bound by the engine before DBOS launches (`deps`)."""
 
@@ -73,6 +74,8 @@ class TicketRunner(WorkSteps, HoldSteps, DeliverySteps, DBOSConfiguredInstance):
         release = await self.d.slots.acquire(opts.repository)  # its repository's share (fairness.py)
         wt: WorktreeRef | None = None
         try:
+            if opts.kind != "ticket":  # a follow-up on the open PR: its own walk (app/followups/walk.py)
+                return await self.followup(run, opts)
             wt = await self.prepare(run, opts)
             opts = await self.configure(run, wt, opts)  # the repository's own file, on its base branch
             if opts.enable_setup:

@@ -30,6 +30,12 @@ class Workspace(Protocol):
         `ticket_key` is already validated. Raises WorkspaceError (git's stderr attached)."""
         ...
 
+    async def prepare_branch(self, ticket_key: str) -> Worktree:
+        """Fetch and (re)create the ticket's worktree from its pushed branch `origin/ticket/<slug>`
+        (a follow-up on the open PR); `base_sha` is that pushed head. Raises WorkspaceError when the
+        branch is not on origin."""
+        ...
+
     async def has_changes(self, worktree: Worktree) -> bool:
         """True when the worktree differs from `base_sha`: uncommitted edits, untracked files not
         ignored, or commits on the branch past the base."""

@@ -1,0 +1,182 @@
+"""CI fix rounds after the PR (issue 11), with the real CLI against the scripted model, real git and
+the fake GitHub: a red check suite makes one follow-up that resumes the ticket's session, reads the
+failing job's whole log from a file, pushes a new commit on top of the PR's branch (the log stays
+out of it), comments on the PR, and the next green suite is ignored."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.conftest import IMPLEMENT, requests_with, session_of
+from tests.e2e.followup_kit import FOLLOWUP_CI, followup_service
+from tests.fakes.anthropic_api import Rule, read, text, write
+from tests.fakes.github_activity import Job
+from tests.fakes.github_webhooks import check_suite_completed
+
+pytestmark = pytest.mark.real_cli
+
+# A whole log, long enough that a tail would lose its first error (the one that matters).
+LOG = (
+    "##[group]Run pytest\nFAILED tests/test_greeting.py::test_hello - AssertionError: 'helo' != 'hello'\n"
+    + "".join(f"noise line {i}\n" for i in range(3000))
+    + "##[error]Process completed with exit code 1.\n"
+)
+
+
+def _script(model) -> None:  # type: ignore[no-untyped-def]
+    model.script(
+        Rule(
+            prompt_contains=IMPLEMENT,
+            turns=[write("{cwd}/greeting.txt", "helo\n"), text("Added greeting.txt.")],
+        )
+    )
+    model.script(
+        Rule(
+            prompt_contains=FOLLOWUP_CI,
+            turns=[
+                read("{cwd}/.auto-code-ci/1-test.log"),
+                write("{cwd}/greeting.txt", "hello\n"),
+                text("Fixed the typo in greeting.txt that test_hello caught."),
+            ],
+        )
+    )
+
+
+def test_red_ci_makes_one_followup_with_a_new_commit_on_the_pr_then_green_is_ignored(
+    e2e, model, github, demo
+) -> None:
+    _script(model)
+    with followup_service(e2e, github, demo) as svc:
+        opener = svc.run("PROJ-1")
+        assert opener["status"] == "succeeded", opener["error"]
+        first = svc.head("ticket/proj-1")
+        suite = svc.red_ci(1, [Job("lint", "success", "ok"), Job("test", "failure", LOG)])
+        run_id = svc.queued("check_suite", check_suite_completed(github, suite, pr_number=1))
+        run = svc.wait(run_id, timeout=120)
+        second = svc.head("ticket/proj-1")
+        green = github.activity.complete_ci(
+            second, [Job("lint", "success"), Job("test", "success")], branch="ticket/proj-1"
+        )
+        after = svc.hook("check_suite", check_suite_completed(github, green, pr_number=1))
+        listing = svc.runs()
+        figures = svc.outcomes()
+    assert run["status"] == "succeeded", (run["error"], [s["name"] for s in run["steps"]])
+    assert (run["kind"], run["pr_number"], run["parent_run_id"]) == ("ci_fix", 1, opener["run_id"])
+    # A new commit on top of the pushed one: no rewrite of the PR's history; the log is not in it.
+    assert second != first and svc.parents(second) == [first]
+    assert not any(f.startswith(".auto-code-ci") for f in svc.files_at(second))
+    assert len(github.prs) == 1  # the same PR
+    # The agent read the COMPLETE log from its file, in the ticket's own session (resumed).
+    fix = requests_with(model, FOLLOWUP_CI)
+    assert fix and session_of(fix[0]) == session_of(requests_with(model, IMPLEMENT)[0])
+    results = "\n".join(r for req in fix for r in req.tool_results())
+    assert "FAILED tests/test_greeting.py::test_hello" in results and "noise line 2999" in results
+    # The job was re-run once (flaky or broken?) before the fix; then one comment on the PR.
+    assert len(github.activity.reruns) == 1
+    comments = github.activity.issue_comments.get(1, [])
+    assert len(comments) == 1 and "pushed a fix" in comments[0]["body"] and "test" in comments[0]["body"]
+    assert after.status_code == 202 and after.json() == {
+        "status": "ignored",
+        "reason": "check_suite concluded success: nothing to fix",
+    }
+    kinds = sorted(r["kind"] for r in listing)
+    assert kinds == ["ci_fix", "ticket"]
+    (pr,) = figures["pull_requests"]
+    assert (pr["state"], pr["ci_rounds"], pr["ci_fix_runs"]) == ("open", 1, 1)
+    assert figures["first_push_ci_pass_rate"] == 0.0 and figures["merge_rate"] is None
+
+
+def test_thirty_deliveries_of_one_red_suite_make_one_followup(e2e, model, github, demo) -> None:
+    """The check suite, each of its check runs and the workflow run, redelivered: one run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.fakes.github_webhooks import check_run_completed, workflow_run_completed
+
+    _script(model)
+    with followup_service(e2e, github, demo) as svc:
+        assert svc.run("PROJ-5")["status"] == "succeeded"
+        suite = svc.red_ci(1, [Job("test", "failure", LOG), Job("lint", "failure", "E501")])
+        runs = [r for r in github.activity.runs if r["check_suite"]["id"] == suite["id"]]
+        deliveries = (
+            [("check_suite", check_suite_completed(github, suite, pr_number=1))] * 10
+            + [("check_run", check_run_completed(github, r, pr_number=1)) for r in runs] * 5
+            + [("workflow_run", workflow_run_completed(github, suite, pr_number=1))] * 10
+        )
+        assert len(deliveries) == 30
+        guids = [f"5e0e7a3c-0000-4000-8000-{n:012d}" for n in range(30)]
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(
+                pool.map(lambda d: svc.hook(*d[0], delivery=d[1]), zip(deliveries, guids, strict=True))
+            )
+        ids = {a.json().get("run_id") for a in answers}
+        (run_id,) = ids
+        run = svc.wait(run_id, timeout=120)
+        # GitHub's "Redeliver" (same GUID) after the run ended: answered as before, starts nothing.
+        redelivered = svc.hook(*deliveries[0], delivery=guids[0]).json()
+        followups = [r for r in svc.runs() if r["kind"] == "ci_fix"]
+    assert all(a.status_code == 202 for a in answers)
+    statuses = sorted(a.json()["status"] for a in answers)
+    assert statuses.count("queued") == 1 and statuses.count("duplicate") == 29, statuses
+    assert [r["run_id"] for r in followups] == [run_id] and run["status"] == "succeeded", run["error"]
+    assert redelivered["run_id"] == run_id and redelivered["status"] in ("queued", "duplicate")
+
+
+def test_a_flaky_job_is_rerun_once_and_not_fixed(e2e, model, github, demo) -> None:
+    _script(model)
+    github.activity.rerun_outcome = lambda job, attempt: ("success", "passed on attempt 2\n")
+    with followup_service(e2e, github, demo) as svc:
+        assert svc.run("PROJ-6")["status"] == "succeeded"
+        before = svc.head("ticket/proj-6")
+        suite = svc.red_ci(1, [Job("test", "failure", "connection reset by peer\n")])
+        run = svc.wait(
+            svc.queued("check_suite", check_suite_completed(github, suite, pr_number=1)), timeout=120
+        )
+        after = svc.head("ticket/proj-6")
+    assert run["status"] == "succeeded", run["error"]
+    assert after == before  # no fix, no commit
+    assert len(github.activity.reruns) == 1  # one re-run
+    assert not requests_with(model, FOLLOWUP_CI)  # the agent was not asked
+    detail = next(s for s in run["steps"] if s["name"] == "followup")["detail"]
+    assert detail["flaky"] == ["test"] and detail["nothing"].startswith("flaky: test passed on one re-run")
+
+
+def test_the_same_failure_after_a_fix_stops_on_stagnation_with_comments(e2e, model, github, demo) -> None:
+    from tests.fakes.jira_api import FakeJira
+
+    model.script(
+        Rule(prompt_contains=IMPLEMENT, turns=[write("{cwd}/greeting.txt", "helo\n"), text("Added.")])
+    )
+    model.script(
+        Rule(
+            prompt_contains=FOLLOWUP_CI, turns=[write("{cwd}/greeting.txt", "hallo\n"), text("Tried a fix.")]
+        )
+    )
+    with FakeJira(issues={"PROJ-7": "In Review"}).start() as jira:
+        env = {"JIRA_BASE_URL": jira.base_url, "JIRA_EMAIL": jira.email, "JIRA_API_TOKEN": jira.token}
+        with followup_service(e2e, github, demo, **env) as svc:
+            assert svc.run("PROJ-7")["status"] == "succeeded"
+            first = svc.red_ci(1, [Job("test", "failure", LOG)])
+            fixed = svc.wait(
+                svc.queued("check_suite", check_suite_completed(github, first, pr_number=1)), timeout=120
+            )
+            head = svc.head("ticket/proj-7")
+            again = svc.red_ci(1, [Job("test", "failure", LOG)])  # the same job fails on the fix
+            stopped = svc.wait(
+                svc.queued("check_suite", check_suite_completed(github, again, pr_number=1)), timeout=120
+            )
+            third = svc.red_ci(1, [Job("test", "failure", LOG)])
+            later = svc.hook("check_suite", check_suite_completed(github, third, pr_number=1)).json()
+            final_head = svc.head("ticket/proj-7")
+        notes = jira.comment_texts("PROJ-7")
+    assert fixed["status"] == "succeeded" and head != first["head_sha"]
+    assert stopped["status"] == "failed" and "stagnation" in stopped["error"], stopped["error"]
+    assert final_head == head  # no second fix was pushed
+    pr_notes = [c["body"] for c in github.activity.issue_comments[1]]
+    assert any(
+        "stopped following up" in n and "stagnation" in n and "failing jobs test" in n for n in pr_notes
+    )
+    assert any("stopped following up" in n and "stagnation" in n for n in notes), notes
+    assert later["status"] == "ignored" and "were stopped: stagnation" in later["reason"]
+    assert len(requests_with(model, FOLLOWUP_CI)) >= 1 and github.activity.reruns  # one fix round only
+    fixes = {session_of(r) for r in requests_with(model, FOLLOWUP_CI)}
+    assert len(fixes) == 1
