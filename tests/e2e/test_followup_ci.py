@@ -180,3 +180,31 @@ def test_the_same_failure_after_a_fix_stops_on_stagnation_with_comments(e2e, mod
     assert len(requests_with(model, FOLLOWUP_CI)) >= 1 and github.activity.reruns  # one fix round only
     fixes = {session_of(r) for r in requests_with(model, FOLLOWUP_CI)}
     assert len(fixes) == 1
+
+
+def test_the_prs_follow_up_budget_stops_the_loop(e2e, model, github, demo) -> None:
+    model.script(
+        Rule(prompt_contains=IMPLEMENT, turns=[write("{cwd}/greeting.txt", "helo\n"), text("Added.")])
+    )
+    model.script(
+        Rule(prompt_contains=FOLLOWUP_CI, turns=[write("{cwd}/greeting.txt", "hello\n"), text("Fixed.")])
+    )
+    with followup_service(e2e, github, demo, FOLLOWUP_MAX_COST_USD="0.000001") as svc:
+        assert svc.run("PROJ-12")["status"] == "succeeded"
+        first = svc.red_ci(1, [Job("test", "failure", LOG)])
+        fixed = svc.wait(
+            svc.queued("check_suite", check_suite_completed(github, first, pr_number=1)), timeout=120
+        )
+        second = svc.red_ci(
+            1, [Job("lint", "failure", "E501 line too long\n")]
+        )  # another failure: no stagnation
+        stopped = svc.wait(
+            svc.queued("check_suite", check_suite_completed(github, second, pr_number=1)), timeout=120
+        )
+        figures = svc.outcomes()
+    assert fixed["status"] == "succeeded" and fixed["cost_usd"] > 0
+    assert stopped["status"] == "failed" and "follow-up budget of $0.00 is spent" in stopped["error"]
+    (pr,) = figures["pull_requests"]
+    assert pr["stop_reason"].startswith("the pull request's follow-up budget") and pr["ci_rounds"] == 1
+    notes = [c["body"] for c in github.activity.issue_comments[1]]
+    assert any("stopped following up" in n and "failing jobs lint" in n for n in notes)
