@@ -373,6 +373,7 @@ class Settings(BaseSettings):
         for name, value in (
             ("WEBHOOK_SECRET", self.webhook_secret),
             ("JIRA_WEBHOOK_SECRET", self.jira_webhook_secret),
+            ("GITHUB_WEBHOOK_SECRET", self.github_webhook_secret),  # optional; when set, a real one
         ):
             if value is not None:
                 problems.extend(_secret_problems(name, value))
