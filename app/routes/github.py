@@ -1,8 +1,9 @@
 """`POST /webhook/github`: GitHub's own webhook deliveries for the PRs the service opened.
 
 Order of checks: body size (413, while streaming) → signature (401: `X-Hub-Signature-256`, HMAC-
-SHA256 of the raw body with GITHUB_WEBHOOK_SECRET, compared in constant time) → headers (400: an
-`X-GitHub-Event` and an `X-GitHub-Delivery` GUID) → media type (415: `application/json`, or GitHub's
+SHA256 of the raw body with GITHUB_WEBHOOK_SECRET, compared in constant time; a failure counts
+against the abuse limit RATE_LIMIT, 429 once spent; a signed delivery against the far higher
+RATE_LIMIT_AUTHENTICATED) → headers (400: an `X-GitHub-Event` and an `X-GitHub-Delivery` GUID) → media type (415: `application/json`, or GitHub's
 `application/x-www-form-urlencoded` with the JSON in `payload`) → JSON (400 unparsable, 422 not an
 object) → app/followups/intake.py decides. Answers are 202 `queued | duplicate | ignored` or 4xx
 `{"error", "detail"}`; never a 5xx for bad input. Without GITHUB_WEBHOOK_SECRET, development
@@ -25,6 +26,7 @@ from app.errors import BadRequest, Unauthorized, Unprocessable, UnsupportedMedia
 from app.followups.wiring import github_intake
 from app.intake.auth import signature_matches
 from app.intake.body import read_body_limited
+from app.intake.rate_limit import IntakeLimits
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +43,18 @@ async def github_webhook(request: Request, settings: SettingsDep) -> JSONRespons
     """Accept one GitHub delivery (check_suite, check_run, workflow_run, pull_request_review,
     pull_request_review_comment, issue_comment, pull_request; others are answered `ignored`)."""
     raw = await read_body_limited(request, settings.max_body_bytes)
-    _authenticate(
-        settings.github_webhook_secret,
-        request.headers.get(SIGNATURE_HEADER),
-        raw,
-        production=settings.is_production,
-    )
+    # The intake's two budgets per real client (app/intake/rate_limit.py): a request that proves
+    # nothing counts against the abuse limit (429 once spent), a signed delivery against the high one.
+    limits: IntakeLimits | None = getattr(request.app.state, "intake_limits", None)
+    signature = request.headers.get(SIGNATURE_HEADER)
+    try:
+        _authenticate(settings.github_webhook_secret, signature, raw, production=settings.is_production)
+    except Unauthorized:
+        if limits is not None:
+            await limits.hit("unauthenticated", request)
+        raise
+    if limits is not None:
+        await limits.hit("authenticated" if settings.github_webhook_secret else "unauthenticated", request)
     event = request.headers.get("x-github-event", "")
     delivery = request.headers.get("x-github-delivery", "")
     if not _EVENT.match(event):

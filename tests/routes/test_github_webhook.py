@@ -233,3 +233,14 @@ def test_every_field_of_every_event_may_be_junk(svc: Service, event: str, junk: 
     for shape in shapes:
         resp = deliver(svc.client, event, shape, secret=SECRET)
         assert resp.status_code == 202 and resp.json()["status"] == "ignored", (shape, resp.text)
+
+
+def test_bad_signatures_hit_the_abuse_limit_and_signed_deliveries_do_not(tmp_path: Path) -> None:
+    with running_service(tmp_path, GITHUB_WEBHOOK_SECRET=SECRET, RATE_LIMIT="3/minute") as service:
+        bad = [deliver(service.client, "ping", {"zen": "x"}, secret="wrong-secret-wrong-secret").status_code
+               for _ in range(5)]
+        good = [deliver(service.client, "ping", {"zen": "x"}, secret=SECRET).status_code for _ in range(10)]
+        limited = deliver(service.client, "ping", {"zen": "x"}, secret="wrong-secret-wrong-secret")
+    assert bad == [401, 401, 401, 429, 429]
+    assert good == [202] * 10  # the abuse limit does not throttle proven deliveries
+    assert _error(limited, 429)["error"] == "rate_limited" and limited.headers.get("retry-after")
