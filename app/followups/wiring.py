@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,13 @@ class Followups:
 def build_activity(settings: Settings) -> PullActivity | None:
     """The GitHub REST `PullActivity` when the service talks to GitHub; None with local PR records."""
     if not settings.uses_github_api:
+        return None
+    if settings.repositories_file is not None and not settings.github_repo_slug:
+        # Several repositories (issue 12): the settings name no GitHub repository of their own, and
+        # one PR-activity client per repository (app.repositories.registry.github_settings_for) is
+        # not built yet. Follow-ups stay off rather than read the wrong repository or stop start-up.
+        logging.getLogger(__name__).warning(
+            "followups_off", extra={"reason": "REPOSITORIES_FILE: no per-repository PR activity yet"})
         return None
     from app.services.github.activity import github_activity
 
