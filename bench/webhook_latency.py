@@ -5,8 +5,9 @@ Every figure is measured beside its anchor, written here, on the same machine in
             (WAL, synchronous=FULL) per request; one doing one PostgreSQL INSERT (autocommit) per
             request. Each served by uvicorn in its own process, like the service.
   service   `uvicorn app.main:create_app --factory` (mock Claude, local PR records, a throwaway git
-            repository so runs really execute in the background), token-authenticated deliveries
-            of distinct tickets, as a Jira bulk change sends them.
+            repository), token-authenticated deliveries of distinct tickets, as a Jira bulk change
+            sends them. In the intake phases the service accepts and hands off to the DBOS queue
+            but starts no run (QUEUE_WORKER=false); `--runs` lets it run them meanwhile.
 Phases, each against a fresh service / anchor:
   closed loop   16 connections, each sending its next request when the answer came (req/s, p50/p99);
                 on SQLite and on PostgreSQL.
@@ -185,7 +186,8 @@ def start_anchor(root: Path, pg_url: str | None) -> Server:
     return _uvicorn(["anchor_app:app"], env, root, root / "anchor.log", wait_path="/docs")
 
 
-def start_service(root: Path, name: str, repo: Path, database_url: str | None) -> tuple[Server, str]:
+def start_service(root: Path, name: str, repo: Path, database_url: str | None,
+                  runs: bool = True) -> tuple[Server, str]:
     ws = root / name
     ws.mkdir()
     env = {
@@ -195,6 +197,9 @@ def start_service(root: Path, name: str, repo: Path, database_url: str | None) -
         "RATE_LIMIT_AUTHENTICATED": "10000000/minute", "MAX_CONCURRENT_RUNS": "2", "LOG_LEVEL": "WARNING",
         "EXECUTOR_ID": f"bench-{name}", "SANDBOX": "none", "PYTHONPATH": str(ROOT),
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        # false: this host accepts and hands off but starts no run (the pipeline's git processes are
+        # spawned on the same event loop and 2 cores; --runs measures intake beside them)
+        "QUEUE_WORKER": "true" if runs else "false",
     }
     if database_url:
         env["DATABASE_URL"] = database_url
@@ -387,7 +392,7 @@ async def queue_wait(port: int, url: str, n: int) -> tuple[list[float], list[flo
 # ----- the run -----
 async def bench_backend(root: Path, repo: Path, backend: str, db_url: str | None, args: argparse.Namespace,
                         out: dict[str, object], drops: list[Callable[[], None]]) -> None:
-    server, url = start_service(root, f"svc-closed-{backend}", repo, db_url)
+    server, url = start_service(root, f"svc-closed-{backend}", repo, db_url, args.runs)
     try:
         res = await closed_loop(f"service, closed loop 16, {backend}", server.port, "/webhook/jira", args.n,
                                 "CL")
@@ -400,7 +405,7 @@ async def bench_backend(root: Path, repo: Path, backend: str, db_url: str | None
     if db_url:  # each phase on an empty database
         fresh_url, drop = pg_database(args.pg_admin_url)
         drops.append(drop)
-    server, url = start_service(root, f"svc-open-{backend}", repo, fresh_url)
+    server, url = start_service(root, f"svc-open-{backend}", repo, fresh_url, args.runs)
     try:
         res = await open_loop(f"service, open loop {args.rate:.0f}/s, {backend}", server.port,
                               "/webhook/jira", args.rate, args.seconds, "OL")
@@ -424,8 +429,9 @@ async def main_async(args: argparse.Namespace) -> None:
             drops.append(drop)
         anchor = start_anchor(root, pg_url)
         try:
-            anchors = [("/bare", "anchor: bare FastAPI 202"), ("/sqlite", "anchor: fsync'd SQLite insert")]
-            if pg_url:
+            anchors: list[tuple[str, str]] = [] if args.skip_anchors else [
+                ("/bare", "anchor: bare FastAPI 202"), ("/sqlite", "anchor: fsync'd SQLite insert")]
+            if pg_url and not args.skip_anchors:
                 anchors.append(("/pg", "anchor: PostgreSQL insert"))
             for path, name in anchors:
                 res = await closed_loop(f"{name}, closed 16", anchor.port, path, args.n, "AN")
@@ -497,6 +503,9 @@ def main() -> None:
     parser.add_argument("--waits", type=int, default=20, help="runs for the queue-wait figure")
     parser.add_argument("--pg-admin-url", default=PG_ADMIN, help="where throwaway databases are created")
     parser.add_argument("--no-pg", action="store_true", help="SQLite only")
+    parser.add_argument("--runs", action="store_true",
+                        help="the service also runs the accepted tickets during the intake phases")
+    parser.add_argument("--skip-anchors", action="store_true", help="service phases only")
     parser.add_argument("--tmp", default=None, help="directory for the temporary files")
     asyncio.run(main_async(parser.parse_args()))
 
