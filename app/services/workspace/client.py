@@ -141,6 +141,7 @@ class GitWorkspace:
         self.lock_timeout = lock_timeout
         self.spare_worktrees = spare_worktrees
         self._partial_clone = partial_clone
+        self._seen_partial = False
 
     # ----- the Workspace protocol -----
     async def prepare(self, ticket_key: str) -> Worktree:
@@ -339,9 +340,16 @@ class GitWorkspace:
     @property
     def _partial(self) -> bool:
         """A partial clone: asked for, and the source is a URL (git clones a local path locally,
-        in full, whatever the filter)."""
+        in full, whatever the filter); or the clone already is one (a `.promisor` pack: the
+        source changed since): it lacks history's blobs for good, so it must stay partial. A
+        planted `.promisor` file only makes git accept missing objects and `prepare` check for
+        them: nothing runs. Remembered once seen (no directory listing per git call)."""
         source = self._source or ""
-        return self._partial_clone and ("://" in source or source.startswith("git@"))
+        if self._partial_clone and ("://" in source or source.startswith("git@")):
+            return True
+        if not self._seen_partial:
+            self._seen_partial = any((self._clone_gitdir / "objects" / "pack").glob("*.promisor"))
+        return self._seen_partial
 
     async def _sync_clone(self) -> dict[str, str]:
         """Clone if missing (or not a plain directory), else fetch the configured URL; return the

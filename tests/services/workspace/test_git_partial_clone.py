@@ -107,3 +107,19 @@ class TestPartialCloneOverHttp:
                 assert TOKEN.encode() not in path.read_bytes(), path
         transit = ws.root / "transit"
         assert not transit.exists() or not list(transit.iterdir())
+
+
+class TestOncePartial:
+    async def test_a_partial_clone_stays_usable_when_the_source_becomes_a_path(self, tmp_path: Path) -> None:
+        # REPO_URL moved from a URL to a local path of the same repository: the clone keeps the
+        # history it never fetched, so it must stay a partial clone (else those blobs are "missing").
+        remote, old_blob = _history_remote(tmp_path / "demo")
+        unused = make_remote(tmp_path / "unused")
+        await GitWorkspace(workspace_settings(tmp_path, unused, REPO_URL=f"file://{remote}")).prepare("PROJ-1")
+        commit_to_remote(remote, {"NEW.md": "new\n"}, "new file")
+        moved = GitWorkspace(workspace_settings(tmp_path, unused, REPO_URL=str(remote)))
+        wt = await moved.prepare("PROJ-2")
+        assert (wt.path / "NEW.md").read_text() == "new\n"
+        assert (wt.path / "README.md").read_text() == "# demo-greeter\n\nrewritten\n"
+        assert "promisor = true" in (moved.repo_dir / ".git" / "config").read_text()
+        assert old_blob in _missing(moved.repo_dir / ".git")
