@@ -27,7 +27,8 @@ def test_two_repositories_at_once_each_with_its_commands_gates_and_pr(tmp_path: 
     assert (web_run["repository"], api_run["repository"]) == ("web", "api")
     assert [r["run_id"] for r in only_web] == [web_id]
     for name in ("web", "api"):  # /metrics groups finished runs by repository
-        assert f'auto_code_repository_runs_finished_total{{repository="{name}",status="succeeded"}} 1.0' in metrics
+        sample = f'auto_code_repository_runs_finished_total{{repository="{name}",status="succeeded"}} 1.0'
+        assert sample in metrics
     # Each with its own gates and commands.
     web_steps, api_steps = [s["name"] for s in web_run["steps"]], [s["name"] for s in api_run["steps"]]
     assert "lint" in web_steps and "test" not in web_steps and "review" not in web_steps
@@ -105,3 +106,37 @@ def test_single_repository_settings_unchanged(tmp_path: Path) -> None:
     assert step(run, "prepare")["detail"]["configure"]["lint_command"] == ["python3", "scripts/lint.py"]
 
 
+
+
+def test_a_replay_keeps_the_repository_its_start_step_recorded(tmp_path: Path, two: dict[str, Any]) -> None:
+    """DBOS replays by position: a run resumed after a restart under another repositories file (here
+    web's route is gone and api is the default: routed now, the ticket would go to api) works on the
+    repository its recorded start step chose, not on a new routing of the live configuration."""
+    from dbos import DBOS
+
+    from app.models import Ticket
+    from app.repositories.registry import Repositories, Repository
+    from app.repositories.routing import Routed
+
+    with serve(tmp_path, two) as svc:
+        run = svc.wait(svc.deliver("WEB-9", "Banner", components=[{"name": "Frontend"}])["run_id"])
+        assert run["status"] == "succeeded" and run["repository"] == "web", run["error"]
+        deps = svc.services.deps
+        assert deps.repositories is not None
+        changes = {"web": {"routes": ()}, "api": {"default": True}}
+        moved = [Repository(r.config.model_copy(update=changes[r.name]), r.workspace, r.pull_requests)
+                 for r in deps.repositories]
+        deps.repositories = Repositories(moved)  # the "new deployment": WEB-9 would now go to api
+        now = deps.repositories.route(Ticket(key="WEB-9", components=["Frontend"]))
+        assert now == Routed("api", "default")
+
+        async def replay_from_prepare() -> tuple[str, list[str]]:
+            steps = await DBOS.list_workflow_steps_async(run["run_id"])
+            names = [s["function_name"].rsplit(".", 1)[-1] for s in steps]
+            handle = await DBOS.fork_workflow_async(run["run_id"], names.index("prepare") + 1)
+            return await handle.get_result(), names
+
+        status, names = svc.client.portal.call(replay_from_prepare)
+    assert names[0] == "start" and status == "succeeded"
+    assert len(two["gh_web"].prs) == 1 and two["gh_api"].prs == []  # the PR reused in web, none in api
+    assert len(two["gh_web"].requests_for("PATCH")) == 1  # the replay updated web's PR
