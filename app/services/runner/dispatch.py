@@ -52,7 +52,6 @@ class Dispatcher:
         self._hold = hold if hold is not None else os.environ.get(HOLD_ENV)
         self._fresh: list[tuple[str, str]] = []  # (run_id, ticket_json) accepted here, not handed off
         self._wake = asyncio.Event()
-        self.handed_off = 0  # runs this dispatcher enqueued (for logs and tests)
 
     def accepted(self, new: NewRun) -> None:
         """A record `new` was just inserted by this process: hand it off at the next turn of the loop."""
@@ -66,18 +65,19 @@ class Dispatcher:
             await self._hand_off(batch)
 
     async def run(self) -> None:
-        await self._leftovers(created_before=None)  # everything a previous life of this host left
+        everything = True  # the first pass that succeeds takes every record left, whatever its age
         while True:
+            try:
+                await self.flush()
+                await self._leftovers(created_before=None if everything else time.time() - self.grace_sec)
+                everything = False
+            except Exception:  # the database may be briefly away: the records wait for the next pass
+                log.exception("dispatch_failed")
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_sec)
             except TimeoutError:
                 pass
-            self._wake.clear()
-            try:
-                await self.flush()
-                await self._leftovers(created_before=time.time() - self.grace_sec)
-            except Exception:  # the database may be briefly away: the records wait for the next poll
-                log.exception("dispatch_failed")
+            self._wake.clear()  # what was accepted meanwhile is in `_fresh`, flushed next
 
     async def _leftovers(self, created_before: float | None) -> None:
         while True:
@@ -95,7 +95,6 @@ class Dispatcher:
             return 0
         await self._maybe_hold("after_enqueue")
         await self.store.mark_enqueued([run_id for run_id, _ in batch])
-        self.handed_off += len(batch)
         log.debug("runs_dispatched", extra={"count": len(batch)})
         return len(batch)
 
