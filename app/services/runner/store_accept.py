@@ -40,30 +40,51 @@ class AcceptQueries:
 
     def accept_runs(self, news: list[NewRun]) -> list[str]:
         """`accept_run` for several runs in ONE transaction (one commit, one fsync: the group commit
-        of `AcceptBatcher`); the holder's run id for each, in order. Inserted in dedup-key order, so
-        two hosts' batches take the index's row locks in the same order and cannot deadlock."""
-        holders: dict[int, str] = {}
+        of `AcceptBatcher`) and two statements: a multi-row INSERT ... ON CONFLICT DO NOTHING, then
+        one look-up of the holders of the keys it skipped. The holder's run id for each, in order.
+        Rows go in dedup-key order (the first delivery of a key first), so two hosts' batches take
+        the index's locks in the same order and cannot deadlock."""
+        if not news:
+            return []
+        now = time.time()
+        ordered = sorted(news, key=lambda new: new.dedup_key)  # stable: arrival order within a key
         with self.engine.begin() as conn:
-            for i in sorted(range(len(news)), key=lambda n: news[n].dedup_key):
-                holders[i] = self._accept_one(conn, news[i])
-        return [holders[i] for i in range(len(news))]
+            stmt = (self._insert(runs).values([self._values(new, now) for new in ordered])
+                    .on_conflict_do_nothing().returning(runs.c.run_id))
+            inserted = set(conn.execute(stmt).scalars())
+            skipped = {new.dedup_key for new in news if new.run_id not in inserted}
+            holders: dict[str, str] = {}
+            if skipped:
+                found = conn.execute(sa.select(runs.c.dedup_key, runs.c.run_id).where(
+                    runs.c.dedup_key.in_(skipped), runs.c.status.in_(ACTIVE_STATUSES)))
+                holders = {str(key): str(run_id) for key, run_id in found}
+            out: list[str] = []
+            for new in news:
+                if new.run_id in inserted:
+                    out.append(new.run_id)
+                elif new.dedup_key in holders:
+                    out.append(holders[new.dedup_key])
+                else:  # its holder ended between the two statements (read committed): try it again
+                    out.append(self._accept_one(conn, new))
+        return out
 
-    def _accept_one(self, conn: sa.Connection, new: NewRun) -> str:
-        values = {
+    def _values(self, new: NewRun, now: float) -> dict[str, object]:
+        return {
             "run_id": new.run_id, "ticket": new.ticket, "status": "queued", "turns": 0, "cost_usd": 0.0,
             "ticket_json": self.redact(new.ticket_json), "dedup_key": new.dedup_key, "kind": new.kind,
-            "parent_run_id": new.parent_run_id, "pr_number": new.pr_number,
+            "parent_run_id": new.parent_run_id, "pr_number": new.pr_number, "created_at": now,
+            "updated_at": now,
         }
+
+    def _accept_one(self, conn: sa.Connection, new: NewRun) -> str:
         holder = sa.select(runs.c.run_id).where(runs.c.dedup_key == new.dedup_key,
                                                 runs.c.status.in_(ACTIVE_STATUSES))
         for _ in range(ACCEPT_TRIES):
-            now = time.time()
             # No conflict target: the only constraint a fresh uuid run id can meet is the dedup index.
-            stmt = (self._insert(runs).values(created_at=now, updated_at=now, **values)
+            stmt = (self._insert(runs).values(self._values(new, time.time()))
                     .on_conflict_do_nothing().returning(runs.c.run_id))
             if conn.execute(stmt).first() is not None:
                 return new.run_id
-            # Read committed (PostgreSQL): the holder may have ended since; then the insert is retried.
             existing = conn.execute(holder).scalar()
             if existing is not None:
                 return str(existing)
