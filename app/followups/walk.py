@@ -19,6 +19,7 @@ A limit ends the loop with a comment on the PR and the ticket (`followup_stop`) 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from dbos import DBOS
 
@@ -50,6 +51,10 @@ class FollowupWalk(FollowupSteps, DeliverySteps):
         self, run: RunRef, wt: WorktreeRef, opts: RunOptions, impl: ImplementOutcome
     ) -> tuple[tuple[GateResult, ...], Usage]:
         raise NotImplementedError  # TicketRunner's own gate loop (workflow.py) is the one that runs
+
+    if TYPE_CHECKING:  # RepoSteps' (TicketRunner mixes it in through WorkSteps); no runtime stub
+
+        async def configure(self, run: RunRef, wt: WorktreeRef, opts: RunOptions) -> RunOptions: ...
 
     async def followup(self, run: RunRef, opts: RunOptions) -> str:
         ctx = await self.followup_begin(run, opts)
@@ -87,6 +92,7 @@ class FollowupWalk(FollowupSteps, DeliverySteps):
         wt: WorktreeRef | None = None
         try:
             wt = await self.followup_prepare(run, opts, m)
+            opts = await self.configure(run, wt, opts)  # the repository's own file, as the ticket run had it
             result = await self.followup_agent(run, wt, ctx, m, opts)
             if not result.has_changes:
                 await self.followup_answer(run, ctx, m, result, None)
