@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from dbos import DBOS
 
 from app.errors import AgentError, AutoCodeError
 from app.followups.deps import FollowupDeps, followup_deps, repo_key_for
+from app.followups.files import LOG_DIR, copy_transcripts, remove_ci_logs, write_ci_logs
 from app.followups.models import FollowupContext, FollowupKind, FollowupResult, Materials, Thread
 from app.followups.steering import steer_refusal
 from app.prompts import followup_prompts as prompts
@@ -30,7 +30,6 @@ from app.services.runner.models import RunOptions, RunRef, WorktreeRef
 from app.services.runner.record import StepBase
 from app.services.runner.tables import runs
 
-LOG_DIR = ".auto-code-ci"  # in the worktree while the agent works; removed before gates and commit
 RERUN_POLL_SEC = 10.0
 RERUN_WAIT_SEC = 1800.0  # a re-run that has not finished in 30 min is treated as failed
 
@@ -276,16 +275,14 @@ class FollowupSteps(StepBase):
             await self.d.store.update_run(run.run_id, branch=wt.branch)
             files: list[str] = []
             if m.kind == "ci_fix" and fu.activity is not None:
-                logs = Path(wt.path) / LOG_DIR
-                logs.mkdir(exist_ok=True)
+                logs: list[tuple[str, str]] = []
                 for n, job in enumerate(m.jobs, 1):
                     try:
                         text = await fu.activity.job_log(job)
                     except AutoCodeError as exc:
                         text = f"(the log could not be read: {exc.detail})\n{job.summary}"
-                    rel = f"{LOG_DIR}/{n}-{_safe(job.name)}.log"
-                    await asyncio.to_thread((Path(wt.path) / rel).write_text, self.d.scanner.redact(text))
-                    files.append(rel)
+                    logs.append((f"{n}-{_safe(job.name)}.log", self.d.scanner.redact(text)))
+                files = await asyncio.to_thread(write_ci_logs, Path(wt.path), logs)
             row.detail = {**wt.model_dump(mode="json"), "log_files": files}
         await self.say(
             run, f"worktree ready at {wt.path} on {wt.branch} (from the pushed branch)", step="prepare"
@@ -338,7 +335,7 @@ class FollowupSteps(StepBase):
             except AgentError as exc:
                 raise await self.agent_failed(run, "implement", f"{m.kind}:{round_no}", exc) from None
             finally:
-                await asyncio.to_thread(shutil.rmtree, cwd / LOG_DIR, True)
+                await asyncio.to_thread(remove_ci_logs, cwd)
             await self.record_call(
                 run, f"{m.kind}:{round_no}", call.turns, call.cost_usd, call.session_id, call.usage
             )
@@ -373,9 +370,14 @@ class FollowupSteps(StepBase):
         source, target = run_state_dir(config, ctx.session_run_id), run_state_dir(config, run_id)
         if source == target:
             return True
-        if not any(source.glob(f"projects/*/{ctx.session_id}.jsonl")):
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", ctx.session_id):  # it names a file: no paths
             return False
-        shutil.copytree(source / "projects", target / "projects", dirs_exist_ok=True)
+        found = [
+            p for p in source.glob(f"projects/*/{ctx.session_id}.jsonl") if p.is_file() and not p.is_symlink()
+        ]
+        if not found:
+            return False
+        copy_transcripts(source / "projects", target / "projects")  # regular files only, links skipped
         return True
 
     @DBOS.step()
