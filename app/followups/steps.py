@@ -263,8 +263,12 @@ class FollowupSteps(StepBase):
         return Materials(kind="review_fix", threads=tuple(threads), nothing=nothing)
 
     @DBOS.step(preemptible=True)
-    async def followup_prepare(self, run: RunRef, opts: RunOptions, m: Materials) -> WorktreeRef:
-        """The worktree re-created from the pushed branch, with the CI logs written into it."""
+    async def followup_prepare(
+        self, run: RunRef, opts: RunOptions, m: Materials, ctx: FollowupContext
+    ) -> tuple[WorktreeRef, str]:
+        """The worktree re-created from the pushed branch, with the CI logs written into it, and the
+        PR's whole diff (from the base its opener started on; read before the logs are written, so
+        they are not in it) for a session that cannot resume."""
         fu = self.fu
         async with self.row(run, "prepare") as row:
             try:
@@ -273,6 +277,11 @@ class FollowupSteps(StepBase):
             except AutoCodeError as exc:
                 raise StepFailed("prepare", exc.detail) from None
             await self.d.store.update_run(run.run_id, branch=wt.branch)
+            whole = wt.model_copy(update={"base_sha": ctx.pr_base_sha}) if ctx.pr_base_sha else wt
+            try:
+                pr_diff = self.d.scanner.redact(await workspace.diff_summary(whole.worktree))
+            except AutoCodeError:
+                pr_diff = "(the diff of the pull request could not be read; see `git log` in this directory)"
             files: list[str] = []
             if m.kind == "ci_fix" and fu.activity is not None:
                 logs: list[tuple[str, str]] = []
@@ -287,7 +296,7 @@ class FollowupSteps(StepBase):
         await self.say(
             run, f"worktree ready at {wt.path} on {wt.branch} (from the pushed branch)", step="prepare"
         )
-        return wt
+        return wt, pr_diff
 
     def log_files(self, wt: WorktreeRef, m: Materials) -> tuple[str, ...]:
         return tuple(
@@ -298,7 +307,13 @@ class FollowupSteps(StepBase):
 
     @DBOS.step(preemptible=True)
     async def followup_agent(
-        self, run: RunRef, wt: WorktreeRef, ctx: FollowupContext, m: Materials, opts: RunOptions
+        self,
+        run: RunRef,
+        wt: WorktreeRef,
+        ctx: FollowupContext,
+        m: Materials,
+        opts: RunOptions,
+        pr_diff: str = "",
     ) -> FollowupResult:
         """One agent round: the ticket's session resumed when its transcript is here, else a new one
         with the ticket, the PR's diff and the trigger. The CI logs are removed afterwards."""
@@ -311,14 +326,8 @@ class FollowupSteps(StepBase):
             m = m.model_copy(update={"log_files": self.log_files(wt, m)})
             if resumed:
                 prompt = prompts.resumed_prompt(m)
-            else:  # the PR's whole diff: from the base its opener started on to the pushed head
-                workspace = d.repository(opts.repository).workspace
-                whole = wt.model_copy(update={"base_sha": ctx.pr_base_sha}) if ctx.pr_base_sha else wt
-                try:
-                    diff = await workspace.diff_summary(whole.worktree)
-                except AutoCodeError:
-                    diff = "(the diff of the pull request could not be read; see `git log` in this directory)"
-                prompt = prompts.fresh_prompt(run.ticket, diff, m)
+            else:  # a new session: the ticket, the PR's whole diff (followup_prepare), the trigger
+                prompt = prompts.fresh_prompt(run.ticket, pr_diff, m)
             req = AgentRequest(
                 cwd=cwd,
                 prompt=prompt,

@@ -91,9 +91,9 @@ class FollowupWalk(FollowupSteps, DeliverySteps):
             return await self.finish(run, "failed", f"follow-ups stopped: {what}")
         wt: WorktreeRef | None = None
         try:
-            wt = await self.followup_prepare(run, opts, m)
+            wt, pr_diff = await self.followup_prepare(run, opts, m, ctx)
             opts = await self.configure(run, wt, opts)  # the repository's own file, as the ticket run had it
-            result = await self.followup_agent(run, wt, ctx, m, opts)
+            result = await self.followup_agent(run, wt, ctx, m, opts, pr_diff)
             if not result.has_changes:
                 await self.followup_answer(run, ctx, m, result, None)
                 await self.cleanup(run, wt, False)

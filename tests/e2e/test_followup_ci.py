@@ -208,3 +208,33 @@ def test_the_prs_follow_up_budget_stops_the_loop(e2e, model, github, demo) -> No
     assert pr["stop_reason"].startswith("the pull request's follow-up budget") and pr["ci_rounds"] == 1
     notes = [c["body"] for c in github.activity.issue_comments[1]]
     assert any("stopped following up" in n and "failing jobs lint" in n for n in notes)
+
+
+def test_without_the_transcript_a_fresh_session_gets_the_ticket_the_diff_and_the_trigger(
+    e2e, model, github, demo
+) -> None:
+    import shutil
+
+    from app.services.claude_code.client import run_state_dir
+
+    _script(model)
+    with followup_service(e2e, github, demo) as svc:
+        opener = svc.run("PROJ-13", "Add a greeting file")
+        assert opener["status"] == "succeeded"
+        shutil.rmtree(run_state_dir(svc.settings.claude_config_dir, opener["run_id"]))  # e.g. another host
+        suite = svc.red_ci(1, [Job("test", "failure", LOG)])
+        run = svc.wait(
+            svc.queued("check_suite", check_suite_completed(github, suite, pr_number=1)), timeout=120
+        )
+    assert run["status"] == "succeeded", run["error"]
+    (first, *_) = requests_with(model, FOLLOWUP_CI)
+    assert session_of(first) != session_of(requests_with(model, IMPLEMENT)[0])  # a new session
+    prompt = first.prompt_text()
+    assert "You are continuing the pull request for Jira ticket PROJ-13" in prompt
+    assert "<summary>Add a greeting file</summary>" in prompt  # the ticket
+    assert "<diff>" in prompt, prompt[prompt.find("continuing") :][:3000]
+    diff = prompt[prompt.index("<diff>\n") : prompt.index("\n</diff>")]
+    assert "greeting.txt" in diff and "1 file changed" in diff, diff  # the PR's diff so far
+    assert ".auto-code-ci/1-test.log" in prompt  # the trigger, with the log's file
+    implement = next(s for s in run["steps"] if s["name"] == "implement")
+    assert implement["detail"]["resumed"] is False
