@@ -444,6 +444,20 @@ class FollowupSteps(StepBase):
         return text
 
     @DBOS.step()
+    async def followup_failed_note(self, run: RunRef, ctx: FollowupContext, reason: str) -> None:
+        """A round that failed (a gate, the agent, git) pushed nothing: say so on the PR, once per run.
+        Best effort: a failure to comment is logged, the run's outcome stands."""
+        fu = self.fu
+        if fu.activity is None:
+            return
+        what = "the failing CI" if ctx.kind == "ci_fix" else "the review comments"
+        text = f"auto-code could not address {what} in this round (run {run.run_id}): {reason[:1500]}"
+        try:
+            await fu.activity.comment(ctx.number, self._checked(text))
+        except AutoCodeError as exc:
+            await self.say(run, f"commenting on the PR failed: {exc.detail}", "warning", step="reply")
+
+    @DBOS.step()
     async def followup_stop(self, run: RunRef, ctx: FollowupContext, limit: str, left: str) -> None:
         """A limit ended the loop: say which and what is left, on the PR and on the ticket; no more
         follow-ups for this PR (until someone re-opens the loop by hand)."""

@@ -113,6 +113,7 @@ class FollowupWalk(FollowupSteps, DeliverySteps):
         except StepFailed as failed:
             message = str(failed)
             await self.report(run, Report(outcome="failed", text=message))
+            await self.followup_failed_note(run, ctx, message)  # the PR hears it too: nothing was pushed
             if wt is not None:
                 await self.cleanup(run, wt, True)
             return await self.finish(run, "failed", message)

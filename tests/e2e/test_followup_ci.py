@@ -238,3 +238,26 @@ def test_without_the_transcript_a_fresh_session_gets_the_ticket_the_diff_and_the
     assert ".auto-code-ci/1-test.log" in prompt  # the trigger, with the log's file
     implement = next(s for s in run["steps"] if s["name"] == "implement")
     assert implement["detail"]["resumed"] is False
+
+
+def test_a_failed_round_pushes_nothing_and_says_so_on_the_pr(e2e, model, github, demo) -> None:
+    from tests.fakes.anthropic_api import Turn
+
+    model.script(
+        Rule(prompt_contains=IMPLEMENT, turns=[write("{cwd}/greeting.txt", "helo\n"), text("Added.")])
+    )
+    model.script(Rule(prompt_contains=FOLLOWUP_CI, turns=[Turn(status=500)]))  # the model is down
+    with followup_service(e2e, github, demo) as svc:
+        assert svc.run("PROJ-14")["status"] == "succeeded"
+        before = svc.head("ticket/proj-14")
+        suite = svc.red_ci(1, [Job("test", "failure", LOG)])
+        run = svc.wait(
+            svc.queued("check_suite", check_suite_completed(github, suite, pr_number=1)), timeout=120
+        )
+        after = svc.head("ticket/proj-14")
+    assert run["status"] == "failed" and run["error"].startswith("implement: agent"), run["error"]
+    assert after == before
+    (note,) = [c["body"] for c in github.activity.issue_comments[1]]
+    assert (
+        note.startswith("auto-code could not address the failing CI in this round") and run["run_id"] in note
+    )
