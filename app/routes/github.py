@@ -3,8 +3,9 @@
 Order of checks: body size (413, while streaming) → signature (401: `X-Hub-Signature-256`, HMAC-
 SHA256 of the raw body with GITHUB_WEBHOOK_SECRET, compared in constant time; a failure counts
 against the abuse limit RATE_LIMIT, 429 once spent; a signed delivery against the far higher
-RATE_LIMIT_AUTHENTICATED) → headers (400: an `X-GitHub-Event` and an `X-GitHub-Delivery` GUID) → media type (415: `application/json`, or GitHub's
-`application/x-www-form-urlencoded` with the JSON in `payload`) → JSON (400 unparsable, 422 not an
+RATE_LIMIT_AUTHENTICATED) → headers (400: an `X-GitHub-Event` and an `X-GitHub-Delivery` GUID) →
+media type (415: `application/json`, or GitHub's `application/x-www-form-urlencoded` with the JSON
+in `payload`) → JSON (400 unparsable, 422 not an
 object) → app/followups/intake.py decides. Answers are 202 `queued | duplicate | ignored` or 4xx
 `{"error", "detail"}`; never a 5xx for bad input. Without GITHUB_WEBHOOK_SECRET, development
 accepts unsigned deliveries (with a warning per delivery) and production refuses them (401).
