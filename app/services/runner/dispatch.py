@@ -23,6 +23,7 @@ that moment without guessing with sleeps.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -44,8 +45,9 @@ class Dispatcher:
     """`run()` as a task for the engine's lifetime; `accepted(new)` after each accepted record."""
 
     def __init__(self, store: RunStore, enqueue: Enqueue, *, poll_sec: float, grace_sec: float,
-                 hold: str | None = None) -> None:
+                 hold: str | None = None, gate: asyncio.Lock | None = None) -> None:
         self.store = store
+        self.gate = gate  # taken around each write (the store's write_gate on SQLite)
         self.enqueue = enqueue
         self.poll_sec = poll_sec
         self.grace_sec = grace_sec
@@ -89,12 +91,14 @@ class Dispatcher:
     async def _hand_off(self, batch: list[tuple[str, str]]) -> int:
         await self._maybe_hold("before")
         try:
-            await self.enqueue(batch)
+            async with self.gate or contextlib.nullcontext():
+                await self.enqueue(batch)
         except Exception as exc:  # left unmarked: the poll hands them off later
             log.warning("dispatch_enqueue_failed", extra={"count": len(batch), "error": repr(exc)})
             return 0
         await self._maybe_hold("after_enqueue")
-        await self.store.mark_enqueued([run_id for run_id, _ in batch])
+        async with self.gate or contextlib.nullcontext():
+            await self.store.mark_enqueued([run_id for run_id, _ in batch])
         log.debug("runs_dispatched", extra={"count": len(batch)})
         return len(batch)
 

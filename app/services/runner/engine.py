@@ -81,7 +81,7 @@ class RunEngine:
         self.queue: Any = None
         self._reconciler: asyncio.Task[None] | None = None
         self.dispatcher = Dispatcher(self.store, self._enqueue, poll_sec=DISPATCH_POLL_SEC,
-                                     grace_sec=DISPATCH_GRACE_SEC)
+                                     grace_sec=DISPATCH_GRACE_SEC, gate=self.store.write_gate)
         self._dispatching: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

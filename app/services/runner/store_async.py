@@ -21,7 +21,11 @@ class AsyncRunStore:
 
     def __init__(self, store: SqlRunStore) -> None:
         self.sync = store
-        self._accepts = AcceptBatcher(store)
+        # This process's writers that may take the database's lock in bursts (intake's accepts, the
+        # dispatcher's handoffs) take turns here first on SQLite (accept_batch.py says why).
+        sqlite = store.engine.dialect.name == "sqlite"
+        self.write_gate: asyncio.Lock | None = asyncio.Lock() if sqlite else None
+        self._accepts = AcceptBatcher(store, self.write_gate)
 
     @property
     def redact(self) -> Callable[[str], str]:
