@@ -35,7 +35,8 @@ from app.services.runner.store_base import NewRun, RunStore
 log = logging.getLogger(__name__)
 
 HOLD_ENV = "AUTO_CODE_TEST_DISPATCH_HOLD"
-BATCH = 200  # runs per batch: one SELECT, one DBOS transaction and one UPDATE each
+BATCH = 50  # runs per handoff: one SELECT, one DBOS transaction and one UPDATE each; small enough
+# that an accept waiting behind a handoff (on SQLite they take turns) waits tens of ms, not hundreds
 # Enqueue = fn([(run_id, ticket_json), ...]): put the runs on the DBOS queue in one transaction,
 # skipping any whose workflow exists (idempotent per run id).
 Enqueue = Callable[[list[tuple[str, str]]], Awaitable[None]]
