@@ -95,7 +95,7 @@ def real_client_ip(peer: str | None, headers: Headers, trusted: TrustedProxies) 
 
 
 def make_key_func(trusted: TrustedProxies) -> Callable[[Request], str]:
-    """slowapi `key_func`: request → real client address."""
+    """The rate limits' key (app/intake/rate_limit.py): request → real client address."""
 
     def key_func(request: Request) -> str:
         peer = request.client.host if request.client else None
