@@ -7,7 +7,6 @@ missing or invalid item in one message, and `create_app` refuses to start until 
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 from functools import cached_property
@@ -17,34 +16,13 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.config_checks import production_problems
+from app.config_parse import csv, json_argv, project_caps
 from app.errors import ConfigError
 
-MIN_SECRET_LEN = 16
-# Values a template ships with; refusing them in production stops a copied .env.example going live.
-PLACEHOLDER_SECRETS = {"changeme", "change-me", "replace-me", "secret", "xxx", "todo"}
 _GITHUB_REPO_RE = re.compile(
     r"^(?:https://github\.com/|git@github\.com:)(?P<slug>[\w.-]+/[\w.-]+?)(?:\.git)?/?$"
 )
-
-
-def _json_argv(value: object) -> object:
-    """Accept a JSON argument list (`["pnpm","lint"]`) or an empty string for 'no command'."""
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return []
-        try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"must be a JSON list of strings, e.g. [\"pnpm\", \"lint\"]: {exc}") from exc
-        return parsed
-    return value
-
-
-def _csv(value: object) -> object:
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
 
 
 class Settings(BaseSettings):
@@ -239,17 +217,17 @@ class Settings(BaseSettings):
     @field_validator("setup_command", "lint_command", "test_command", mode="before")
     @classmethod
     def _parse_argv(cls, value: object) -> object:
-        return _json_argv(value)
+        return json_argv(value)
 
     @field_validator("allowed_projects", "trusted_proxies", "sandbox_read_paths", mode="before")
     @classmethod
     def _parse_csv(cls, value: object) -> object:
-        return _csv(value)
+        return csv(value)
 
     @field_validator("setup_allowed_hosts", mode="before")
     @classmethod
     def _parse_setup_hosts(cls, value: object) -> object:
-        return _csv(value)
+        return csv(value)
 
     @field_validator("allowed_projects")
     @classmethod
@@ -259,27 +237,17 @@ class Settings(BaseSettings):
     @field_validator("spend_project_daily_caps_usd", "spend_project_monthly_caps_usd", mode="before")
     @classmethod
     def _parse_caps(cls, value: object) -> object:
-        if not isinstance(value, str):
-            return value
-        caps: dict[str, str] = {}
-        for item in value.split(","):
-            if not item.strip():
-                continue
-            project, sep, amount = item.partition("=")
-            if not sep or not project.strip():
-                raise ValueError(f"expected PROJECT=USD, got {item!r}")
-            caps[project.strip().upper()] = amount.strip()
-        return caps
+        return project_caps(value)
 
     @field_validator("allowed_jira_accounts", mode="before")
     @classmethod
     def _parse_accounts(cls, value: object) -> object:
-        return _csv(value)
+        return csv(value)
 
     @field_validator("github_steering_users", mode="before")
     @classmethod
     def _parse_steering(cls, value: object) -> object:
-        return _csv(value)
+        return csv(value)
 
     @field_validator("webhook_secret", "jira_webhook_secret", "operator_token", "github_webhook_secret")
     @classmethod
@@ -355,56 +323,5 @@ class Settings(BaseSettings):
         """Raise ConfigError naming every missing/invalid production item; no-op in development."""
         if not self.is_production:
             return
-        problems: list[str] = []
-        if self.repositories_file is not None:
-            pass  # the repositories file names them (load_repositories checks it at start-up)
-        elif not self.repo_url:
-            problems.append("REPO_URL is required (or REPOSITORIES_FILE)")
-        elif _is_placeholder(self.repo_url):
-            problems.append("REPO_URL is a placeholder value")
-        for name, value in (("ANTHROPIC_API_KEY", self.anthropic_api_key), ("GH_TOKEN", self.gh_token)):
-            if value is None or not value.get_secret_value().strip():
-                problems.append(f"{name} is required")
-            elif _is_placeholder(value.get_secret_value()):
-                problems.append(f"{name} is a placeholder value")
-        secrets = [s for s in (self.webhook_secret, self.jira_webhook_secret) if s is not None]
-        if not secrets:
-            problems.append("WEBHOOK_SECRET or JIRA_WEBHOOK_SECRET is required")
-        for name, value in (
-            ("WEBHOOK_SECRET", self.webhook_secret),
-            ("JIRA_WEBHOOK_SECRET", self.jira_webhook_secret),
-            ("GITHUB_WEBHOOK_SECRET", self.github_webhook_secret),  # optional; when set, a real one
-        ):
-            if value is not None:
-                problems.extend(_secret_problems(name, value))
-        if self.operator_token is None:
-            problems.append("OPERATOR_TOKEN is required")
-        else:
-            problems.extend(_secret_problems("OPERATOR_TOKEN", self.operator_token))
-        if not self.allowed_projects:
-            problems.append("ALLOWED_PROJECTS is required (project keys, or * for all projects)")
-        elif any(_is_placeholder(p) for p in self.allowed_projects):
-            problems.append("ALLOWED_PROJECTS is a placeholder value")
-        if self.claude_client == "mock":
-            problems.append("CLAUDE_CLIENT=mock is not allowed in production")
-        if self.github_client == "local":
-            problems.append("GITHUB_CLIENT=local is not allowed in production")
-        if self.sandbox == "none":
-            problems.append("SANDBOX=none is not allowed in production (the agent would run unconfined)")
-        if problems:
+        if problems := production_problems(self):
             raise ConfigError("invalid production configuration: " + "; ".join(problems))
-
-
-def _is_placeholder(raw: str) -> bool:
-    """A value copied from a template (.env.example's `replace-...` lines, `your-org/your-repo`)."""
-    text = raw.strip().lower()
-    return text in PLACEHOLDER_SECRETS or text.startswith("replace-") or "your-org" in text
-
-
-def _secret_problems(name: str, value: SecretStr) -> list[str]:
-    raw = value.get_secret_value()
-    if len(raw) < MIN_SECRET_LEN:
-        return [f"{name} must be at least {MIN_SECRET_LEN} characters"]
-    if _is_placeholder(raw):
-        return [f"{name} is a placeholder value"]
-    return []

@@ -23,7 +23,8 @@ import yaml
 from dotenv import dotenv_values
 from pydantic import SecretStr, ValidationError
 
-from app.config import Settings, _is_placeholder
+from app.config import Settings
+from app.config_checks import is_placeholder
 from app.errors import ConfigError
 from app.repositories.config import RepositoryConfig, settings_defaults
 
@@ -98,7 +99,7 @@ def _entry_problems(label: str, c: RepositoryConfig, settings: Settings) -> list
         out.append(f"{label}: github_repository (owner/name) is required: its url is not a github.com URL")
     if settings.uses_github_api and (c.token is None or not c.token.get_secret_value()):
         out.append(f"{label}: no GitHub token (set GH_TOKEN, or token_env)")
-    if settings.is_production and _is_placeholder(c.url):
+    if settings.is_production and is_placeholder(c.url):
         out.append(f"{label}: url is a placeholder value")
     if c.max_concurrent_runs is not None and c.max_concurrent_runs > settings.max_concurrent_runs:
         out.append(f"{label}: max_concurrent_runs {c.max_concurrent_runs} is more than MAX_CONCURRENT_RUNS "

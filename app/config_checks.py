@@ -1,0 +1,74 @@
+"""The production check of Settings: every missing or invalid item named at once.
+
+`Settings.check_production()` raises one ConfigError listing what `production_problems` finds, and
+`create_app` refuses to start until it is empty.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import SecretStr
+
+if TYPE_CHECKING:
+    from app.config import Settings
+
+MIN_SECRET_LEN = 16
+# Values a template ships with; refusing them in production stops a copied .env.example going live.
+PLACEHOLDER_SECRETS = {"changeme", "change-me", "replace-me", "secret", "xxx", "todo"}
+
+
+def production_problems(settings: Settings) -> list[str]:
+    """Every missing or invalid item of a production configuration (empty: it may start)."""
+    problems: list[str] = []
+    if settings.repositories_file is not None:
+        pass  # the repositories file names them (load_repositories checks it at start-up)
+    elif not settings.repo_url:
+        problems.append("REPO_URL is required (or REPOSITORIES_FILE)")
+    elif is_placeholder(settings.repo_url):
+        problems.append("REPO_URL is a placeholder value")
+    for name, value in (("ANTHROPIC_API_KEY", settings.anthropic_api_key), ("GH_TOKEN", settings.gh_token)):
+        if value is None or not value.get_secret_value().strip():
+            problems.append(f"{name} is required")
+        elif is_placeholder(value.get_secret_value()):
+            problems.append(f"{name} is a placeholder value")
+    secrets = [s for s in (settings.webhook_secret, settings.jira_webhook_secret) if s is not None]
+    if not secrets:
+        problems.append("WEBHOOK_SECRET or JIRA_WEBHOOK_SECRET is required")
+    for name, value in (
+        ("WEBHOOK_SECRET", settings.webhook_secret),
+        ("JIRA_WEBHOOK_SECRET", settings.jira_webhook_secret),
+        ("GITHUB_WEBHOOK_SECRET", settings.github_webhook_secret),  # optional; when set, a real one
+    ):
+        if value is not None:
+            problems.extend(secret_problems(name, value))
+    if settings.operator_token is None:
+        problems.append("OPERATOR_TOKEN is required")
+    else:
+        problems.extend(secret_problems("OPERATOR_TOKEN", settings.operator_token))
+    if not settings.allowed_projects:
+        problems.append("ALLOWED_PROJECTS is required (project keys, or * for all projects)")
+    elif any(is_placeholder(p) for p in settings.allowed_projects):
+        problems.append("ALLOWED_PROJECTS is a placeholder value")
+    if settings.claude_client == "mock":
+        problems.append("CLAUDE_CLIENT=mock is not allowed in production")
+    if settings.github_client == "local":
+        problems.append("GITHUB_CLIENT=local is not allowed in production")
+    if settings.sandbox == "none":
+        problems.append("SANDBOX=none is not allowed in production (the agent would run unconfined)")
+    return problems
+
+
+def is_placeholder(raw: str) -> bool:
+    """A value copied from a template (.env.example's `replace-...` lines, `your-org/your-repo`)."""
+    text = raw.strip().lower()
+    return text in PLACEHOLDER_SECRETS or text.startswith("replace-") or "your-org" in text
+
+
+def secret_problems(name: str, value: SecretStr) -> list[str]:
+    raw = value.get_secret_value()
+    if len(raw) < MIN_SECRET_LEN:
+        return [f"{name} must be at least {MIN_SECRET_LEN} characters"]
+    if is_placeholder(raw):
+        return [f"{name} is a placeholder value"]
+    return []
