@@ -22,57 +22,54 @@ How each session is run (facts measured here: shared/notes/claude-cli.md):
   the CLI unconfined with the real key, as before, with a warning per call.
 - errors: the CLI ends with a `ResultMessage`; we branch on `is_error` / `terminal_reason` (an API
   error arrives as subtype "success" with is_error=True), never on the subtype alone.
+Each call's `ClaudeAgentOptions` (tools, allow/deny rules, budget, the CLI's environment) are built
+by options.py; this module runs the sessions and turns their results into `AgentRun`s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKError
+from claude_agent_sdk import ClaudeSDKError
 
 from app.config import Settings
 from app.errors import AgentError
 from app.services.claude_code.base import AgentRequest, AgentRun, ReviewResult
-from app.services.claude_code.env import agent_env, names_to_drop
 from app.services.claude_code.launcher import bundled_cli, write_launcher
+from app.services.claude_code.options import (
+    DENIED,
+    EDIT_TOOLS,
+    MODEL_PORT,
+    REVIEW_DENIED,
+    REVIEW_TOOLS,
+    SAFE_BASH,
+    STREAM_BUFFER_BYTES,
+    SessionOptions,
+    command_rule,
+    run_state_dir,
+)
 from app.services.claude_code.review_parse import parse_review
 from app.services.claude_code.session import CostBook, LiveSession, Progress, denial_text, new_pidfile
 from app.services.langfuse.base import Tracer
 from app.services.model_proxy import ModelProxy, ModelProxyServer, Usage
-from app.services.sandbox import SANDBOX_HOME, SANDBOX_TMP, Endpoint, Sandbox, SandboxCall, build_sandbox
-from app.services.workspace.gitenv import sandbox_git_env
+from app.services.sandbox import Sandbox, build_sandbox
+
+# The option building moved to options.py; these names stay importable from here.
+__all__ = ["DENIED", "EDIT_TOOLS", "MODEL_PORT", "REVIEW_DENIED", "REVIEW_TOOLS", "SAFE_BASH",
+           "STREAM_BUFFER_BYTES", "SdkClaudeCode", "command_rule", "run_state_dir"]
 
 log = logging.getLogger(__name__)
 
-EDIT_TOOLS = ["Read", "Write", "Edit", "Glob", "Grep", "Bash"]
-REVIEW_TOOLS = ["Read", "Glob", "Grep"]
-REVIEW_DENIED = ["Write", "Edit", "MultiEdit", "NotebookEdit", "Bash", "WebFetch", "WebSearch", "Task"]
-# No bare "Read"/"Write"/"Edit" allow rules: a bare tool name allows it on ANY path. Without them the
-# CLI's own rules apply - edits (acceptEdits) and reads inside the cwd (the worktree) only.
-# Bash the agent may run without asking: listing and `git status`. Not `git diff/log/show`: they take
-# `--output=<file>`, which can overwrite the worktree's `.git` pointer. The enabled checks are added.
-# Not `git status` either: inside the sandbox the shared clone is not visible, and git in a directory
-# the agent wrote is how an implicit bare repository's `core.fsmonitor` ran (the service computes
-# diffs itself).
-SAFE_BASH = ["Bash(ls:*)", "Bash(pwd)"]
-DENIED = ["Bash(git push:*)", "Bash(git remote:*)", "Bash(git config:*)", "Bash(curl:*)", "Bash(wget:*)",
-          "Bash(ssh:*)", "Bash(scp:*)", "Bash(nc:*)", "WebFetch", "WebSearch"]
-_RULE_WORD = re.compile(r"^[\w./@=+-]+$")  # what may go into a `Bash(...)` rule unquoted
 _FAILED_SUBTYPES = {"error_max_turns": "max_turns", "error_max_budget_usd": "budget_exhausted",
                     "error_during_execution": "execution_error"}
-STREAM_BUFFER_BYTES = 16 * 1024 * 1024  # a Read of a big file is one stdout line (SDK default 1 MB, #98)
-MODEL_PORT = 8790  # the model proxy's loopback port inside the sandbox's own network namespace
-_RUN_DIR_RE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def _usage_of(metered: Usage) -> dict[str, Any]:
@@ -83,21 +80,9 @@ def _usage_of(metered: Usage) -> dict[str, Any]:
             "metered_by": "model_proxy"}
 
 
-def run_state_dir(config_dir: Path, run_id: str) -> Path:
-    """The run's own CLI state (transcripts `resume` needs): never shared with another run."""
-    return config_dir / "runs" / (_RUN_DIR_RE.sub("_", run_id) or "_")
-
-
 def _cwd_key(cwd: Path) -> Path:
     """A warm-up and its implement must agree on the key; string-only (no filesystem call)."""
     return Path(os.path.normpath(os.path.abspath(cwd)))
-
-
-def command_rule(argv: Sequence[str]) -> str | None:
-    """`["pnpm", "lint"]` -> `Bash(pnpm lint:*)`; None if a word would break the rule syntax."""
-    if argv and all(_RULE_WORD.match(word) for word in argv):
-        return f"Bash({' '.join(argv)}:*)"
-    return None
 
 
 class SdkClaudeCode:
@@ -109,7 +94,6 @@ class SdkClaudeCode:
         self._settings = settings
         self._tracer = tracer
         config_dir = settings.claude_config_dir
-        self._config_dir = config_dir
         self._launcher = write_launcher(config_dir / "bin")
         self._cli = settings.claude_cli_path or bundled_cli()
         self._run_dir = config_dir / "run"
@@ -124,72 +108,18 @@ class SdkClaudeCode:
         self._proxy = model_proxy if self._sandbox.name != "none" else None
         # Model spend per run so far (this process): each call's grant gets what is left of the budget.
         self._spent: dict[str, float] = {}
-        # Only the checks the pipeline will run: a disabled gate's command is no reason to let the
-        # agent execute (possibly agent-edited) code.
-        commands = [cmd for cmd, on in ((settings.setup_command, settings.enable_setup),
-                                        (settings.lint_command, settings.enable_lint),
-                                        (settings.test_command, settings.enable_tests)) if on]
-        checks = [command_rule(c) for c in commands]
-        self._check_rules = [r for r in checks if r]
-        self._allowed = [*SAFE_BASH, *self._check_rules, *extra_allowed_tools]
+        self._options = SessionOptions(settings, launcher=self._launcher, cli=self._cli,
+                                       sandbox=self._sandbox, proxy=self._proxy,
+                                       extra_allowed_tools=extra_allowed_tools)
         self._warm: dict[Path, LiveSession] = {}
         self._live: set[LiveSession] = set()
 
-    # ----- options -----
-    def _shape(self, req: AgentRequest | None) -> tuple[list[str], float]:
-        """The allow rules and the model budget of a call: its request's (the run's repository's
-        commands and budget), else the settings' (a warm-up, before the request exists)."""
-        if req is None:
-            return self._allowed, self._settings.claude_max_budget_usd
-        rules = [r for r in (command_rule(list(c)) for c in req.allowed_commands) if r]
-        extra = self._allowed[len(SAFE_BASH) + len(self._check_rules):]
-        return [*SAFE_BASH, *rules, *extra], req.budget_usd or self._settings.claude_max_budget_usd
-
-    def _options(self, cwd: Path, run_id: str, *, review: bool, resume: str | None = None,
-                 token: str | None = None, req: AgentRequest | None = None) -> ClaudeAgentOptions:
-        s = self._settings
-        allowed, budget = self._shape(req)
-        explicit = agent_env(s, os.environ)
-        if self._proxy is not None and token is not None:
-            explicit.update(self._sandbox_env(cwd, run_id, token, explicit))
-        env = {**explicit, "AUTO_CODE_CLI": self._cli,
-               "AUTO_CODE_DROP": ",".join(names_to_drop(os.environ, explicit))}
-        if self._proxy is not None and token is not None:
-            call = SandboxCall(worktree=cwd, state_dir=Path(explicit["CLAUDE_CONFIG_DIR"]),
-                               endpoints=(Endpoint("model", self._proxy.socket_path, MODEL_PORT),), env={})
-            prefix, _ = self._sandbox.wrap([], call)
-            env["AUTO_CODE_SANDBOX"] = json.dumps(prefix)
-        common: dict[str, Any] = dict(
-            cwd=str(cwd), cli_path=str(self._launcher), env=env, setting_sources=[], resume=resume,
-            model=s.claude_model or None, system_prompt={"type": "preset", "preset": "claude_code"},
-            max_buffer_size=STREAM_BUFFER_BYTES, max_budget_usd=budget,
-        )
-        if review:
-            return ClaudeAgentOptions(**common, permission_mode="default", tools=list(REVIEW_TOOLS),
-                                      allowed_tools=[], disallowed_tools=list(REVIEW_DENIED),
-                                      max_turns=s.claude_review_max_turns)
-        return ClaudeAgentOptions(**common, permission_mode="acceptEdits", tools=list(EDIT_TOOLS),
-                                  allowed_tools=list(allowed), disallowed_tools=list(DENIED),
-                                  max_turns=s.claude_max_turns)
-
-    def _sandbox_env(self, cwd: Path, run_id: str, token: str, explicit: dict[str, str]) -> dict[str, str]:
-        """What the CLI sees inside the sandbox instead of the service's own values."""
-        state = run_state_dir(self._config_dir, run_id).resolve()
-        return {
-            "ANTHROPIC_API_KEY": token,  # a capability for this call, not the key
-            "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{MODEL_PORT}",
-            "CLAUDE_CONFIG_DIR": str(state),
-            # On the call's own tmpfs (the launcher passes the SDK's environment through, so these
-            # must be set here, not left to the sandbox's defaults).
-            "HOME": SANDBOX_HOME, "TMPDIR": SANDBOX_TMP,
-            **sandbox_git_env(),
-        }
-
+    # ----- sessions -----
     def _session(self, cwd: Path, label: str, run_id: str, *, review: bool = False,
                  resume: str | None = None, req: AgentRequest | None = None) -> LiveSession:
         token = None
         if self._proxy is not None:
-            budget = self._shape(req)[1]
+            budget = self._options.shape(req)[1]
             left = budget - self._spent.get(run_id, 0.0)
             if left <= 0:
                 raise AgentError(f"the run's model budget of ${budget:g} is spent",
@@ -199,7 +129,7 @@ class SdkClaudeCode:
         else:
             log.warning("sandbox_disabled: Claude Code runs WITHOUT isolation and with the real model key "
                         "(SANDBOX=none)", extra={"run_id": run_id})
-        options = self._options(cwd, run_id, review=review, resume=resume, token=token, req=req)
+        options = self._options.build(cwd, run_id, review=review, resume=resume, token=token, req=req)
         live = LiveSession(options, new_pidfile(self._run_dir), label)
         live.run_id = run_id
         live.token = token
@@ -230,7 +160,7 @@ class SdkClaudeCode:
         live = self._warm.pop(_cwd_key(req.cwd), None)
         # A warm-up has the settings' allow rules and budget: another repository's are a new session.
         if live is not None and (live.failed is not None or live.run_id != req.run_id
-                                 or self._shape(req) != self._shape(None)):
+                                 or self._options.shape(req) != self._options.shape(None)):
             await self._discard(live, graceful=False)
             live = None
         if live is None:
