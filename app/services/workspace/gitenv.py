@@ -9,7 +9,7 @@ fsmonitor would be run by status/add/commit), `core.alternateRefsCommand=true` (
 alternates would otherwise start `git for-each-ref` in the alternate, outside our config, with our
 environment), `commit.gpgsign=false` (must not prompt), `gc.autoDetach=false` (an automatic gc runs
 inside our timeout and lock), `protocol.ext.allow=never`. Which repository a call means is set by
-the caller (client.py: explicit `GIT_DIR`/`GIT_COMMON_DIR`/`GIT_WORK_TREE`).
+the caller (gitrun.py: explicit `GIT_DIR`/`GIT_COMMON_DIR`/`GIT_WORK_TREE`).
 
 The worktree is hostile, so nothing in it may choose a program for our git to run:
 - attribute drivers (`filter=`, `diff=`, `merge=` in a `.gitattributes`) only name a driver; the

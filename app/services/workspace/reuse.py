@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 
 class WorktreeGit(Protocol):
-    """git in a prepared worktree, addressed by its registration (client.GitWorkspace._wt_git)."""
+    """git in a prepared worktree, addressed by its registration (gitrun.RepoGit.wt_git)."""
 
     async def __call__(self, worktree: Worktree, *args: str, check: bool = True) -> CommandResult: ...
 

@@ -5,7 +5,7 @@ A fresh `git worktree add` writes every file of the base commit (fastapi/fastapi
 them, so reusing it costs only what differs: `checkout --force -B` rewrites the paths that differ
 from the new base (its index knows which), `clean -ffdx` removes everything untracked or ignored
 (nested repositories too), and `status --ignored` must then show nothing, else the service falls
-back to a fresh worktree (client.py).
+back to a fresh worktree (worktrees.py).
 
 The previous run's agent wrote that worktree, so everything of it but the tracked files is thrown
 away or rewritten by the service before git reads it:
@@ -111,7 +111,7 @@ def park(clone_gitdir: Path, worktree: Path, commit: str, keep: int) -> bool:
 
 def claim(clone_gitdir: Path, target: Path, remove_tree: Callable[[Path], None]) -> bool:
     """Move an intact spare to `target` (which must not exist); False when there is none. A spare
-    found broken is deleted with its registration (`remove_tree`: client.py's, which copes with
+    found broken is deleted with its registration (`remove_tree`: worktrees.py's, which copes with
     read-only trees). Repository lock held."""
     for spare in spares(target.parent):
         if is_intact(clone_gitdir, spare):

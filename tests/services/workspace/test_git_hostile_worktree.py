@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.proc import run_command, scrubbed_env
-from app.services.workspace import GitWorkspace, Worktree
-from app.services.workspace import client as ws_client
+from app.services.workspace import GitWorkspace, Worktree, gitrun
 from app.services.workspace.clonestate import DEFAULT_EXCLUDE, known_config
 from app.services.workspace.gitenv import sandbox_git_env
 from tests.gitrepos import git, make_remote, remote_sha, workspace_settings
@@ -117,7 +116,7 @@ class TestSharedCloneRestoredAtPrepare:
         _hostile_clone(ws, evil)
         wt = await ws.prepare("PROJ-2")  # another ticket: the clone is put back first
         gitdir = ws.repo_dir / ".git"
-        assert (gitdir / "config").read_text() == known_config(str(ws._source_url()))
+        assert (gitdir / "config").read_text() == known_config(str(ws.git.source_url()))
         assert list((gitdir / "hooks").iterdir()) == []
         assert [p.name for p in (gitdir / "info").iterdir()] == ["exclude"]
         assert (gitdir / "info" / "exclude").read_text() == DEFAULT_EXCLUDE
@@ -142,7 +141,7 @@ class TestSharedCloneRestoredAtPrepare:
         self, ws: GitWorkspace, evil: Path, marker: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         wt = await ws.prepare("PROJ-2")
-        monkeypatch.setattr(ws_client, "restore_clone_state", lambda *_, **__: [])
+        monkeypatch.setattr(gitrun, "restore_clone_state", lambda *_, **__: [])
         # Only the driver the worktree's .gitattributes names: git add/status run its clean filter.
         _plant(ws.repo_dir / ".git" / "config", [("filter.evil.clean", str(evil))])
         await _everything_the_service_does(ws, wt)

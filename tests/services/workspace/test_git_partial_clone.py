@@ -72,7 +72,7 @@ class TestPartialClone:
                                              REPO_URL=f"file://{remote}"))
         await ws.prepare("PROJ-1")
         with pytest.raises(WorkspaceError):
-            await ws._clone_git("cat-file", "-p", old_blob)
+            await ws.git.clone_git("cat-file", "-p", old_blob)
         assert old_blob in _missing(ws.repo_dir / ".git")  # still missing: nothing was fetched
 
     async def test_a_local_path_is_cloned_whole(self, tmp_path: Path) -> None:

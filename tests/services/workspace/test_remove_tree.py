@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.errors import WorkspaceError
-from app.services.workspace.client import _remove_tree
+from app.services.workspace.worktrees import remove_tree
 
 NOBODY = 65534
 
@@ -62,11 +62,11 @@ def read_only_tree() -> Iterator[Path]:
 
 def test_read_only_directories_are_removed_by_a_non_root_owner(read_only_tree: Path) -> None:
     assert _as_nobody(lambda: shutil.rmtree(read_only_tree)) == 2  # plain rmtree: PermissionError
-    assert _as_nobody(lambda: _remove_tree(read_only_tree)) == 0
+    assert _as_nobody(lambda: remove_tree(read_only_tree)) == 0
     assert not read_only_tree.exists()
 
 
 def test_what_cannot_be_removed_is_a_workspace_error(read_only_tree: Path) -> None:
     os.chown(read_only_tree / "ro", 0, 0)  # root's directory: nobody may not chmod it
-    assert _as_nobody(lambda: _remove_tree(read_only_tree)) == 1
+    assert _as_nobody(lambda: remove_tree(read_only_tree)) == 1
     os.chmod(read_only_tree / "ro", 0o700)
