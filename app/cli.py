@@ -99,10 +99,12 @@ def _serve(cli_host: str | None, port: int | None) -> int:
     if problems:
         return _startup_failed(problems)
     try:
-        # bubblewrap missing, or the self-check (production / SANDBOX_SELF_CHECK) failing: proved
-        # here, so a failure is one line; the lifespan then does not prove it again.
-        asyncio.run(prove_sandbox(settings))
+        # create_app first: it configures the JSON logging the self-check's result line goes to
+        # (building the app starts nothing). Then bubblewrap missing, or the self-check (production
+        # / SANDBOX_SELF_CHECK) failing, is proved here, so a failure is one line; the lifespan
+        # then does not prove it again.
         app = create_app(settings, sandbox_proven=True)
+        asyncio.run(prove_sandbox(settings))
     except (ConfigError, SandboxError) as exc:
         return _startup_failed([exc.detail])
     logging.getLogger(__name__).info("process_hardened", extra={"measures": hardened})

@@ -8,10 +8,15 @@ would need, before any database is opened), bubblewrap missing, and a sandbox se
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -117,3 +122,32 @@ def test_failing_self_check_is_one_line_with_bubblewraps_message(tmp_path: Path)
     line = one_line(serve(tmp_path, env))
     assert "sandbox self-check failed" in line
     assert "No permissions to create new namespace / likely because" in line
+
+
+def test_a_passing_self_check_is_logged_by_serve(tmp_path: Path) -> None:
+    """The self-check's result line reaches the service log: `serve` configures logging before it
+    proves the sandbox (the operator's only evidence the boundary was checked at start-up)."""
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed (apt-get install bubblewrap)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(tmp_path), "LANG": "C.UTF-8",
+           "PYTHONPATH": str(ROOT), "ALLOWED_PROJECTS": "PROJ", "WORKSPACE_DIR": str(tmp_path / "ws"),
+           "SANDBOX_SELF_CHECK": "true"}
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 120
+        assert proc.stdout is not None
+        for line in proc.stdout:  # ends when the process exits; the deadline bounds a hang below
+            seen.append(line)
+            if '"sandbox_self_check_passed"' in line or '"serving"' in line or time.monotonic() > deadline:
+                break
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert any('"sandbox_self_check_passed"' in line for line in seen), "".join(seen)[-3000:]
