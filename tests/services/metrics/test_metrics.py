@@ -73,3 +73,17 @@ def test_each_app_has_its_own_registry(tmp_path: Path) -> None:
     assert 'auto_code_runs_finished_total{status="failed"} 1.0' in a.state.metrics.render(
         SharedState(counts={})).decode()
     assert not [n for n in prometheus_client.REGISTRY._names_to_collectors if n.startswith("auto_code")]
+
+
+def test_shared_gauges_come_from_the_state_handed_to_render() -> None:
+    """The oldest-queued age is `now` minus the earliest enqueue time, and the status gauges follow
+    the counts (the end-to-end test above can only check the age is not negative)."""
+    from app.services.metrics import ServiceMetrics, SharedState
+    text = ServiceMetrics().render(SharedState(counts={"queued": 2, "running": 3, "waiting": 1},
+                                               queued_since=(130.0, 100.0), now=160.0)).decode()
+    m = _samples(text)
+    assert m["auto_code_queue_oldest_age_seconds", ()] == 60.0
+    assert m["auto_code_queue_depth", ()] == 2
+    assert m["auto_code_runs_in_flight", ()] == 3
+    assert m["auto_code_runs_waiting", ()] == 1
+    assert m["auto_code_runs", (("status", "failed"),)] == 0
