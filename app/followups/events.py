@@ -92,7 +92,8 @@ def _pr(payload: dict[str, Any]) -> tuple[int, str, str] | Ignored:
     return int(pr["number"]), branch, str(head.get("sha") or "")
 
 
-def _author(obj: dict[str, Any]) -> Author:
+def author_of(obj: dict[str, Any]) -> Author:
+    """The `user` of a payload object (a review, a comment) as an Author; "ghost" when absent."""
     user = _obj(obj.get("user"))
     return Author(login=str(user.get("login") or "ghost"), type=str(user.get("type") or "User"))
 
@@ -121,7 +122,7 @@ def _review(action: object, payload: dict[str, Any]) -> list[PrEvent] | Ignored:
             branch=branch,
             head_sha=sha,
             trigger=f"review:{review['id']}",
-            author=_author(review),
+            author=author_of(review),
             body=body,
         )
     ]
@@ -147,7 +148,7 @@ def _review_comment(action: object, payload: dict[str, Any]) -> list[PrEvent] | 
             branch=branch,
             head_sha=sha,
             trigger=trigger,
-            author=_author(comment),
+            author=author_of(comment),
             body=str(comment.get("body") or ""),
         )
     ]
@@ -168,7 +169,7 @@ def _issue_comment(action: object, payload: dict[str, Any]) -> list[PrEvent] | I
             number=int(issue["number"]),
             branch="",
             trigger=f"comment:{comment['id']}",
-            author=_author(comment),
+            author=author_of(comment),
             body=str(comment.get("body") or ""),
         )
     ]

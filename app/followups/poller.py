@@ -18,10 +18,9 @@ from typing import Any
 
 from app.errors import AutoCodeError
 from app.followups.deps import FollowupDeps
-from app.followups.events import FAILING, PrEvent
+from app.followups.events import FAILING, PrEvent, author_of
 from app.followups.intake import Answer, GitHubIntake
 from app.followups.store import TrackedPr
-from app.services.github.activity_base import Author
 
 log = logging.getLogger(__name__)
 
@@ -122,13 +121,11 @@ class GitHubPoller:
                 if kind.startswith("pulls") and isinstance(review, int)
                 else f"comment:{c['id']}"
             )
-            user: dict[str, Any] = c["user"] if isinstance(c.get("user"), dict) else {}
-            author = Author(login=str(user.get("login") or "ghost"), type=str(user.get("type") or "User"))
             events.append(
                 PrEvent(
                     action="review",
                     trigger=trigger,
-                    author=author,
+                    author=author_of(c),
                     body=str(c.get("body") or ""),
                     number=pr.number,
                     branch=pr.branch,
