@@ -116,7 +116,7 @@ class GitHubRest:
 
     async def download(self, url: str, action: str) -> bytes:
         """GET a URL GitHub redirected to (a log archive): no token (the URL is pre-signed, and may
-        be another host), at most `max_attempts` tries on transport errors and 5xx."""
+        be another host). One try, not retried: a transport error or a non-200 is a GitHubError."""
         try:
             resp = await self.http.get(url, headers={"User-Agent": "auto-code"})
         except httpx.HTTPError as exc:
