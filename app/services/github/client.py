@@ -24,9 +24,9 @@ import httpx
 from app.config import Settings
 from app.errors import ConfigError, GitHubError
 from app.services.github.base import PullRequest
-from app.services.github.rest import API_VERSION, RATE_LIMIT_WAIT_SEC, GitHubRest, error_text
+from app.services.github.rest import RATE_LIMIT_WAIT_SEC, GitHubRest, error_text
 
-__all__ = ["API_VERSION", "GitHubPullRequests", "github_rest", "repo_slug"]
+__all__ = ["GitHubPullRequests", "github_rest", "repo_slug"]
 
 logger = logging.getLogger(__name__)
 
