@@ -22,6 +22,7 @@ import h11
 
 from app.services.egress_proxy.allowlist import Allowlist, Entry, Refused, is_public, normalize_host
 from app.services.egress_proxy.base import Resolver
+from app.services.model_proxy.h11_io import next_event
 from app.services.model_proxy.serving import HOP_BY_HOP, READ_CHUNK, UnixSocketServer
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ class EgressProxyServer(UnixSocketServer):
     async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = h11.Connection(h11.SERVER)
         try:
-            request = await _next_event(conn, reader)
+            request = await next_event(conn, reader)
             if not isinstance(request, h11.Request):
                 return
             method = request.method.decode("ascii", "replace")
@@ -115,7 +116,7 @@ class EgressProxyServer(UnixSocketServer):
         host: str,
         port: int,
     ) -> None:
-        event = await _next_event(conn, reader)
+        event = await next_event(conn, reader)
         if not isinstance(event, h11.EndOfMessage):
             raise _with_host(Refused(400, "CONNECT with a body"), host)
         try:
@@ -155,7 +156,7 @@ class EgressProxyServer(UnixSocketServer):
         except ValueError:
             raise Refused(400, "bad port") from None
         host = url.hostname
-        event = await _next_event(conn, reader)
+        event = await next_event(conn, reader)
         if not isinstance(event, h11.EndOfMessage):
             raise _with_host(Refused(400, "GET/HEAD with a body is not supported"), host)
         try:
@@ -194,14 +195,6 @@ def _authority(target: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not host:
         raise Refused(400, "CONNECT needs host:port")
     return host, int(port)
-
-
-async def _next_event(conn: h11.Connection, reader: asyncio.StreamReader) -> object:
-    while True:
-        event = conn.next_event()
-        if event is not h11.NEED_DATA:
-            return event
-        conn.receive_data(await reader.read(READ_CHUNK))
 
 
 async def _answer(conn: h11.Connection, writer: asyncio.StreamWriter, status: int, reason: str) -> None:
