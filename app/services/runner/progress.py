@@ -20,7 +20,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from app.errors import AutoCodeError
 from app.models import FINAL_STATUSES, RunView
@@ -141,11 +143,6 @@ class ProgressHub:
     def ended(self, run_id: str, key: str) -> None:
         """The run ended (its finish step). A run that ended without its report step (an internal
         error) still gets its comment closed, in the background: the failure and its error."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-
         async def close() -> None:
             try:
                 run = await self.store.get_run(run_id)
@@ -159,30 +156,33 @@ class ProgressHub:
             finally:
                 self.comments.forget(run_id)
 
+        if not self._background(close):
+            return
         worker = self._workers.pop(run_id, None)
         if worker is not None:
             worker.closed = True
-        task = loop.create_task(close())
-        self._others.add(task)
-        task.add_done_callback(self._others.discard)
 
     # ----- notices (spend warnings) -----
     def notice(self, key: str, text: str) -> None:
         """Post a separate comment in the background (bounded, best effort)."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-
         async def send() -> None:
             try:
                 await asyncio.wait_for(self.comments.notice(key, text), self.timeout_sec)
             except Exception as exc:
                 log.warning("jira_notice_failed", extra={"ticket": key, "error": _why(exc)})
 
-        task = loop.create_task(send())
+        self._background(send)
+
+    def _background(self, job: Callable[[], Coroutine[Any, Any, None]]) -> bool:
+        """Run `job()` as a task kept until it ends; False (nothing started) outside an event loop."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        task = loop.create_task(job())
         self._others.add(task)
         task.add_done_callback(self._others.discard)
+        return True
 
     async def aclose(self) -> None:
         """Cancel what is still in flight (at shutdown)."""
