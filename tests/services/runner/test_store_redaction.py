@@ -8,6 +8,7 @@ from pathlib import Path
 
 from app.services.outbound_scan import SecretScanner
 from app.services.runner.store import SqlRunStore, make_engine
+from app.services.runner.store_base import NewRun
 
 SECRET = "sk-ant-St0reRedacti0n-value-0123456789"
 
@@ -19,6 +20,9 @@ def test_no_write_path_stores_the_value(tmp_path: Path) -> None:
     store.create_schema()
     b64 = base64.b64encode(f"user:{SECRET}".encode()).decode()
     store.create_run("PROJ-1:1", "PROJ-1", f'{{"summary": "{SECRET}"}}')
+    # The production insert (intake's durable accept) redacts the ticket copy too.
+    store.accept_runs([NewRun(run_id="PROJ-2:1", ticket="PROJ-2", ticket_json=f'{{"summary": "{SECRET}"}}',
+                              dedup_key="PROJ-2")])
     store.start_step("PROJ-1:1", "implement", {"prompt": SECRET})
     store.update_step_detail("PROJ-1:1", "implement", {"nested": [{"said": f"x{SECRET}y"}], "b64": b64})
     store.finish_step("PROJ-1:1", "implement", "succeeded", {"summary": SECRET, "obj": Path(SECRET)})
