@@ -33,13 +33,14 @@ class ReviewSteps(FollowupStepBase):
                 raise StepFailed("followup", exc.detail) from None
             threads: list[Thread] = []
             refused: list[str] = []
+            permissions: dict[str, str] = {}  # one permission lookup per author in this step
             roots = [c for c in comments if c.in_reply_to is None]
             for root in roots:
                 thread = [root, *[c for c in comments if c.in_reply_to == root.id]]
                 last = thread[-1]
                 if last.author.login.lower() == me:
                     continue  # answered (the service's reply is the thread's last word)
-                why = await steer_refusal(last.author, last.body, d.settings, api, me)
+                why = await steer_refusal(last.author, last.body, d.settings, api, me, permissions)
                 if why:
                     refused.append(why)
                     continue
@@ -55,7 +56,7 @@ class ReviewSteps(FollowupStepBase):
                 )
             mine = [i for i, c in enumerate(talk) if c.author.login.lower() == me]
             for c in talk[(mine[-1] + 1) if mine else 0 :]:
-                why = await steer_refusal(c.author, c.body, d.settings, api, me)
+                why = await steer_refusal(c.author, c.body, d.settings, api, me, permissions)
                 if why:
                     refused.append(why)
                     continue

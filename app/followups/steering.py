@@ -30,8 +30,15 @@ def _same(a: str, b: str) -> bool:
 
 
 async def steer_refusal(
-    author: Author, body: str, settings: Settings, activity: PullActivity | None, service_login: str | None
+    author: Author,
+    body: str,
+    settings: Settings,
+    activity: PullActivity | None,
+    service_login: str | None,
+    permissions: dict[str, str] | None = None,
 ) -> str | None:
+    """`permissions`, when given, keeps the logins already looked up (one GET per author while a
+    step reads a PR's comments, not one per comment); a failed lookup is not kept."""
     login = author.login
     if service_login and _same(login, service_login):
         return f"{login} is the service's own account"
@@ -45,11 +52,17 @@ async def steer_refusal(
         return None
     if activity is None:
         return f"{login} is not in GITHUB_STEERING_USERS (no GitHub API to read permissions)"
-    try:
-        permission = await activity.permission(login)
-    except AutoCodeError as exc:
-        log.warning("github_permission_lookup_failed", extra={"login": login, "detail": exc.detail})
-        return f"{login}'s permission could not be read ({exc.detail})"
+    known = permissions.get(login.lower()) if permissions is not None else None
+    if known is not None:
+        permission: str = known
+    else:
+        try:
+            permission = await activity.permission(login)
+        except AutoCodeError as exc:
+            log.warning("github_permission_lookup_failed", extra={"login": login, "detail": exc.detail})
+            return f"{login}'s permission could not be read ({exc.detail})"
+        if permissions is not None:
+            permissions[login.lower()] = permission
     if permission not in WRITE_PERMISSIONS:
         return f"{login} has {permission} access, not write"
     return None

@@ -196,3 +196,20 @@ class TestSteering:
         assert silent is not None and "does not mention @auto-code-bot" in silent
         assert called is None and lookalike is not None
         assert broken is not None and "could not be read" in broken
+
+    async def test_a_step_looks_each_author_up_once_and_retries_a_failed_lookup(self) -> None:
+        settings = make_settings(Path("/tmp/unused"))
+        perms = Permissions({"writer": "write", "reader": "read"})
+        known: dict[str, str] = {}
+        got = [
+            await steer_refusal(Author(login=login), "x", settings, perms, None, known)  # type: ignore[arg-type]
+            for login in ("writer", "reader", "Writer", "reader")
+        ]
+        assert got[0] is None and got[2] is None
+        assert got[1] is not None and got[3] is not None and "has read access" in got[3]
+        assert perms.asked == ["writer", "reader"]
+        broken = Permissions({}, broken=True)
+        for _ in range(2):
+            refused = await steer_refusal(Author(login="other"), "x", settings, broken, None, known)  # type: ignore[arg-type]
+            assert refused is not None and "could not be read" in refused
+        assert broken.asked == ["other", "other"] and "other" not in known
