@@ -19,22 +19,12 @@ bench/pipeline_overhead.py).
 from __future__ import annotations
 
 import os
-import shutil
-import stat
-import sys
-from collections.abc import Callable
 from pathlib import Path
+
+from app.services.workspace.layout import rmtree_writable
 
 BYTECODE_ENV = {"PYTHONDONTWRITEBYTECODE": "1"}
 _CACHE_DIR = "__pycache__"
-
-
-def _writable_then_retry(func: Callable[[str], object], failed: str, _exc: BaseException) -> None:
-    """A directory the agent made read-only: make its parent (and itself) writable, retry once."""
-    os.chmod(os.path.dirname(failed), stat.S_IRWXU)
-    if os.path.isdir(failed) and not os.path.islink(failed):
-        os.chmod(failed, stat.S_IRWXU)
-    func(failed)
 
 
 def purge_tree_bytecode(root: Path) -> int:
@@ -47,10 +37,7 @@ def purge_tree_bytecode(root: Path) -> int:
                 continue
             path = os.path.join(top, name)
             if os.path.isdir(path) and not os.path.islink(path):
-                if sys.version_info >= (3, 12):
-                    shutil.rmtree(path, onexc=_writable_then_retry)
-                else:  # `onerror` is the 3.11 spelling
-                    shutil.rmtree(path, onerror=lambda f, p, e: _writable_then_retry(f, p, e[1]))
+                rmtree_writable(path)
             else:
                 os.unlink(path)
             removed += 1

@@ -10,6 +10,10 @@ service passes `GIT_DIR`), `gitfile_target` only reads it for a warning.
 from __future__ import annotations
 
 import os
+import shutil
+import stat
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from app.errors import WorkspaceError
@@ -45,3 +49,21 @@ def gitfile_target(worktree_path: Path) -> str:
     except OSError:
         return ""
     return text.strip().removeprefix("gitdir:").strip() if text.startswith("gitdir:") else ""
+
+
+def _writable_then_retry(func: Callable[[str], object], failed: str, _exc: BaseException) -> None:
+    """A directory the agent made read-only: make its parent (and itself) writable, retry once."""
+    os.chmod(os.path.dirname(failed), stat.S_IRWXU)
+    if os.path.isdir(failed) and not os.path.islink(failed):
+        os.chmod(failed, stat.S_IRWXU)
+    func(failed)
+
+
+def rmtree_writable(path: str | Path) -> None:
+    """`shutil.rmtree` (links inside are removed, never followed) that gets past directories left
+    read-only (a non-root service cannot delete entries of a directory without write permission).
+    Raises OSError."""
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=_writable_then_retry)
+    else:  # `onerror` is the 3.11 spelling (deprecated from 3.12 on)
+        shutil.rmtree(path, onerror=lambda f, p, e: _writable_then_retry(f, p, e[1]))

@@ -6,20 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
-import shutil
-import stat
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from app.errors import WorkspaceError
 from app.services.workspace.base import Worktree
 from app.services.workspace.clone import fetch_checkout_blobs, sync_clone
 from app.services.workspace.gitrun import RepoGit
-from app.services.workspace.layout import is_real_dir, same_path
+from app.services.workspace.layout import is_real_dir, rmtree_writable, same_path
 from app.services.workspace.reuse import reuse_worktree
 from app.services.workspace.spares import park
 
@@ -38,19 +33,8 @@ def remove_tree(path: Path) -> None:
         return
     if not path.exists():
         return
-
-    def make_writable_and_retry(func: Callable[[str], object], failed: str, _exc: BaseException) -> None:
-        parent = os.path.dirname(failed)
-        os.chmod(parent, stat.S_IRWXU)
-        if os.path.isdir(failed) and not os.path.islink(failed):
-            os.chmod(failed, stat.S_IRWXU)
-        func(failed)
-
     try:
-        if sys.version_info >= (3, 12):
-            shutil.rmtree(path, onexc=make_writable_and_retry)
-        else:  # `onerror` is the 3.11 spelling (deprecated from 3.12 on)
-            shutil.rmtree(path, onerror=lambda f, p, e: make_writable_and_retry(f, p, e[1]))
+        rmtree_writable(path)
     except OSError as exc:
         raise WorkspaceError(f"cannot remove {path}: {exc}") from exc
 

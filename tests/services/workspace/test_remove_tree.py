@@ -70,3 +70,18 @@ def test_what_cannot_be_removed_is_a_workspace_error(read_only_tree: Path) -> No
     os.chown(read_only_tree / "ro", 0, 0)  # root's directory: nobody may not chmod it
     assert _as_nobody(lambda: remove_tree(read_only_tree)) == 1
     os.chmod(read_only_tree / "ro", 0o700)
+
+
+def test_a_read_only_pycache_is_purged_by_a_non_root_owner(read_only_tree: Path) -> None:
+    """The check's bytecode purge shares remove_tree's way past read-only directories."""
+    from app.services.checks.bytecode import purge_tree_bytecode
+
+    cache = read_only_tree / "pkg" / "__pycache__"
+    cache.mkdir(parents=True)
+    (cache / "m.cpython-311.pyc").write_bytes(b"stale")
+    for path in (read_only_tree / "pkg", cache, cache / "m.cpython-311.pyc"):
+        os.chown(path, NOBODY, NOBODY)
+    os.chmod(cache, 0o500)
+    assert _as_nobody(lambda: purge_tree_bytecode(read_only_tree)) == 0
+    assert not cache.exists()
+    assert (read_only_tree / "ro" / "sub" / "f.txt").exists()
