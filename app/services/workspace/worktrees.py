@@ -59,11 +59,7 @@ async def prepare(git: RepoGit, worktrees_dir: Path, base_branch: str, ticket_ke
         worktrees_dir.mkdir(parents=True, exist_ok=True)
         reused = await reuse_worktree(git.wt_git, git.clone_gitdir, path, branch, base_sha, remove_tree)
         if not reused:
-            await _drop_worktree(git, path, branch)
-            # git names the worktree's git dir after the path; a leftover under that name (prune
-            # keeps locked ones) would make it pick another name than the one we address it by.
-            await asyncio.to_thread(remove_tree, git.gitdir_of(path))
-            await git.clone_git("worktree", "add", "--quiet", "-B", branch, str(path), base_sha)
+            await _add_fresh(git, path, branch, base_sha)
         git.check_pointer(path)
     logger.info("worktree_prepared", extra={"ticket": ticket_key, "branch": branch,
                                             "path": str(path), "base_sha": base_sha, "reused": reused,
@@ -84,9 +80,7 @@ async def prepare_branch(git: RepoGit, worktrees_dir: Path, ticket_key: str) -> 
             raise WorkspaceError(f"branch {branch!r} is not on origin (deleted after the PR?)")
         await fetch_checkout_blobs(git, head)
         worktrees_dir.mkdir(parents=True, exist_ok=True)
-        await _drop_worktree(git, path, branch)
-        await asyncio.to_thread(remove_tree, git.gitdir_of(path))
-        await git.clone_git("worktree", "add", "--quiet", "-B", branch, str(path), head)
+        await _add_fresh(git, path, branch, head)
         git.check_pointer(path)
     logger.info("worktree_prepared_from_branch", extra={"ticket": ticket_key, "branch": branch,
                                                        "path": str(path), "head": head})
@@ -104,6 +98,15 @@ async def remove(git: RepoGit, worktree: Worktree, spare_worktrees: int) -> None
             await asyncio.to_thread(remove_tree, worktree.path)
     logger.info("worktree_removed", extra={"branch": worktree.branch, "path": str(worktree.path),
                                            "kept_as_spare": parked})
+
+
+async def _add_fresh(git: RepoGit, path: Path, branch: str, sha: str) -> None:
+    """`worktree add -B <branch> <path> <sha>` after clearing whatever was there. Lock held."""
+    await _drop_worktree(git, path, branch)
+    # git names the worktree's git dir after the path; a leftover under that name (prune
+    # keeps locked ones) would make it pick another name than the one we address it by.
+    await asyncio.to_thread(remove_tree, git.gitdir_of(path))
+    await git.clone_git("worktree", "add", "--quiet", "-B", branch, str(path), sha)
 
 
 async def _drop_worktree(git: RepoGit, path: Path, branch: str) -> None:
