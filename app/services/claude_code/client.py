@@ -240,10 +240,11 @@ class SdkClaudeCode:
             await self._discard(live, graceful=False)
         else:
             await self._discard(live, graceful=True)
-        return await self._finish(progress, baseline, crash, live)
+        # The budget this call's run had (its repository's, else the settings'), for the messages.
+        return await self._finish(progress, baseline, crash, live, budget=self._options.shape(req)[1])
 
     async def _finish(self, progress: Progress, baseline: float, crash: ClaudeSDKError | None,
-                      live: LiveSession) -> AgentRun:
+                      live: LiveSession, *, budget: float) -> AgentRun:
         res = progress.result
         if res is None:
             stderr = " | ".join(live.stderr_tail) or "(no stderr)"
@@ -258,7 +259,6 @@ class SdkClaudeCode:
         if metered is not None:
             cost = metered.cost_usd  # what the proxy counted, not the CLI's own estimate
             if metered.exhausted:
-                budget = self._settings.claude_max_budget_usd
                 raise AgentError(f"Claude Code stopped: the run's model budget of ${budget:g} is spent "
                                  "(cut off at the model proxy)",
                                  terminal_reason="budget_exhausted", session_id=res.session_id,
@@ -270,6 +270,8 @@ class SdkClaudeCode:
                 reason = "api_error" if res.api_error_status else "error"
             why = "; ".join(res.errors or []) or (res.result or "").strip()[:500] or res.subtype
             status = f" (HTTP {res.api_error_status})" if res.api_error_status else ""
+            if reason == "budget_exhausted":  # the CLI's own cap (max_budget_usd) stopped it first
+                status = f" (the run's model budget of ${budget:g})"
             raise AgentError(f"Claude Code stopped: {reason}{status} after {res.num_turns} turns: {why}",
                              terminal_reason=reason, session_id=res.session_id, turns=res.num_turns,
                              cost_usd=cost)

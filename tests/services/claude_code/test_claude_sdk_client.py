@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import sys
 import time
@@ -257,6 +258,30 @@ async def test_budget_exhausted(cli_env: FakeAnthropicAPI, make_sdk, worktree: P
     assert err.value.cost_usd > 0.01
     # Killed processes of a dying sandbox leave /proc a moment later (empty cmdline until reaped).
     assert wait_no_cli_under(worktree, within=3), cli_processes_under(worktree)
+
+
+# 100k cache reads: the proxy meters $0.0525, over a $0.05 budget, while the CLI's own estimate
+# stays under it (it prices cache reads lower): the CLI asks again and only the proxy stops it.
+_METERED_OVER_5_CENTS = {"input_tokens": 0, "output_tokens": 100, "cache_read_input_tokens": 100_000}
+
+
+@pytest.mark.parametrize(("turn", "budget", "how"), [
+    (Turn(blocks=[{"type": "tool_use", "name": "Bash", "input": {"command": "ls"}}],
+          usage=_METERED_OVER_5_CENTS), 0.05, "cut off at the model proxy"),
+    (Turn(blocks=[{"type": "tool_use", "name": "Bash", "input": {"command": "ls"}}],
+          usage={"input_tokens": 2_000_000, "output_tokens": 10}), 0.01, "after"),  # the CLI's own cap
+], ids=["proxy", "cli"])
+async def test_budget_exhausted_quotes_the_runs_own_budget(
+        cli_env: FakeAnthropicAPI, make_sdk, worktree: Path, turn: Turn, budget: float, how: str) -> None:
+    """The run's budget is its repository's (`AgentRequest.budget_usd`), not CLAUDE_MAX_BUDGET_USD:
+    the failure quotes the one the run had."""
+    cli_env.script(Rule(prompt_contains="IMPLEMENT", turns=[turn, turn, text("done")]))
+    req = dataclasses.replace(request(worktree, "IMPLEMENT"), budget_usd=budget)
+    with pytest.raises(AgentError) as err:
+        await make_sdk(CLAUDE_MAX_BUDGET_USD="7").implement(req)
+    assert err.value.terminal_reason == "budget_exhausted"
+    assert f"the run's model budget of ${budget:g}" in err.value.detail, err.value.detail
+    assert how in err.value.detail and "$7" not in err.value.detail
 
 
 async def test_api_error_on_every_try(cli_env: FakeAnthropicAPI, make_sdk, worktree: Path) -> None:
