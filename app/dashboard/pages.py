@@ -26,6 +26,7 @@ from app.dashboard.spend import from_ledger, from_runs
 from app.dashboard.views import implemented, run_row, ticket_summary, timeline
 from app.models import FINAL_STATUSES, RunKind, RunStatus
 from app.routes.runs import run_events
+from app.services.runner.operations import cancel_run
 
 router = APIRouter(prefix="/ui", route_class=DashboardRoute, include_in_schema=False)
 
@@ -132,7 +133,7 @@ async def run_page_events(run_id: Annotated[str, Depends(_existing)], store: Sto
 async def cancel(request: Request, run_id: str, session: SessionDep, signer: SignerDep,
                  runner: RunnerDep) -> Response:
     check_csrf(request, session, signer, await read_form(request))
-    await runner.cancel(run_id)
+    await cancel_run(runner, run_id)
     return RedirectResponse(_run_url(run_id), status_code=303)
 
 

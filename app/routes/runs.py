@@ -15,6 +15,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from app.api.dependencies import OperatorDep, RunnerDep, SettingsDep, StoreDep
 from app.errors import NotFound
 from app.models import FINAL_STATUSES, RunStatus, RunView
+from app.services.runner import operations
 
 router = APIRouter(prefix="/runs", dependencies=[OperatorDep])
 
@@ -42,7 +43,7 @@ async def get_run(run_id: str, store: StoreDep) -> RunView:
 
 @router.post("/{run_id}/cancel", status_code=202)
 async def cancel_run(run_id: str, runner: RunnerDep) -> dict[str, str]:
-    await runner.cancel(run_id)
+    await operations.cancel_run(runner, run_id)
     return {"status": "cancelled", "run_id": run_id}
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote
 
-ProgressState = Literal["working", "waiting", "succeeded", "failed", "no_changes", "dry_run"]
+ProgressState = Literal["working", "waiting", "succeeded", "failed", "no_changes", "dry_run", "cancelled"]
 MARKER_PREFIX = "auto-code run "
 MAX_REASON_CHARS = 3000
 
@@ -30,6 +30,7 @@ _HEADLINES: dict[ProgressState, str] = {
     "failed": "auto-code could not finish this ticket:",
     "no_changes": "auto-code made no changes for this ticket. The agent said:",
     "dry_run": "auto-code finished a dry run (nothing was pushed). The agent said:",
+    "cancelled": "auto-code stopped: the run was cancelled.",
 }
 
 

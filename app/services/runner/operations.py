@@ -8,6 +8,9 @@ before the engine starts; each part is optional and off when its settings say so
   reporter can handle comments as objects (the REST reporter). Cap warnings are commented on the
   ticket of the run that crossed the warning ratio, in the background.
 - Metrics: the app's `ServiceMetrics` (per-app registry).
+
+`cancel_run` is an operator's cancel as the runs API and the dashboard do it: the engine ends the
+run, then the run's progress comment is told (the engine's cancel knows nothing of Jira).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from app.services.jira.base import JiraComments
 from app.services.jira.progress import ProgressComments
 from app.services.metrics import ServiceMetrics
 from app.services.runner.deps import PipelineDeps
+from app.services.runner.engine import RunEngine
 from app.services.runner.progress import ProgressHub
 from app.services.spend import CapPolicy, CapStatus, SpendGuard, SqlSpendLedger
 
@@ -53,4 +57,13 @@ def attach_operations(deps: PipelineDeps, metrics: ServiceMetrics | None = None)
     return deps
 
 
-__all__ = ["attach_operations"]
+async def cancel_run(engine: RunEngine, run_id: str) -> None:
+    """End an active run `cancelled` (`RunEngine.cancel`: NotFound, BadRequest `run_finished`),
+    then have its Jira progress comment say so, in the background (best effort, never the cancel's
+    failure): without this the comment would say "working" for good, as no report step runs."""
+    await engine.cancel(run_id)
+    if engine.deps.progress is not None:
+        engine.deps.progress.cancelled(run_id)
+
+
+__all__ = ["attach_operations", "cancel_run"]

@@ -11,7 +11,9 @@ The end is different: `final(...)` is awaited by the durable `report` step (DBOS
 final state survives a kill -9 and a replay edits the same comment, found by its marker). It
 lets the run's background publish in flight finish first (or cancels it past the timeout), so a
 late live update cannot overwrite the final state, and live updates of a run whose report step has
-run are never published.
+run are never published. An operator's cancel ends the run without a report step: `cancelled(...)`
+(called by the cancel's route, runner/operations.py) closes the comment the same way, in the
+background.
 """
 
 from __future__ import annotations
@@ -118,17 +120,9 @@ class ProgressHub:
         duration and cost. Bounded by the timeout; raises (JiraError, TimeoutError) for the report
         step to record — the run's outcome stands either way."""
         worker = self._workers.pop(run_id, None)
-        if worker is not None and worker.task is not None and not worker.task.done():
-            # A live update in flight must not land after the final state: let it finish (it is
-            # bounded), and cancel it only if it outlives the timeout (a cancelled POST that did
-            # land is found again by its marker below).
+        if worker is not None:
             worker.closed = True
-            try:
-                await asyncio.wait_for(asyncio.shield(worker.task), self.timeout_sec)
-            except TimeoutError:
-                worker.task.cancel()
-                with contextlib.suppress(BaseException):
-                    await worker.task
+            await self._settle(worker)
         try:
             run = await self.store.get_run(run_id)
             if run is None:
@@ -139,6 +133,20 @@ class ProgressHub:
             await asyncio.wait_for(self.comments.publish(key, view), self.timeout_sec)
         finally:
             self.comments.forget(run_id)
+
+    async def _settle(self, worker: _Worker) -> None:
+        """Let the worker's live update in flight finish before an end state is published, so it
+        cannot land after it: it is bounded, and cancelled only if it outlives the timeout (a
+        cancelled POST that did land is found again by its marker)."""
+        task = worker.task
+        if task is None or task.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self.timeout_sec)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
 
     def ended(self, run_id: str, key: str) -> None:
         """The run ended (its finish step). A run that ended without its report step (an internal
@@ -161,6 +169,34 @@ class ProgressHub:
         worker = self._workers.pop(run_id, None)
         if worker is not None:
             worker.closed = True
+
+    def cancelled(self, run_id: str) -> None:
+        """An operator cancelled the run (its record is already final): its comment says so, in the
+        background, bounded, best effort. A live update in flight is let finish first (it read the
+        run before the cancel and would otherwise land over this); later ones see the final record
+        and publish nothing. A run with no step row has had no comment: none is started for it."""
+        worker = self._workers.pop(run_id, None)
+        if worker is not None:
+            worker.closed = True
+
+        async def close() -> None:
+            key = worker.key if worker is not None else None
+            try:
+                if worker is not None:
+                    await self._settle(worker)
+                run = await self.store.get_run(run_id)
+                if run is None or not run.steps:
+                    return
+                key = run.ticket
+                view = self._view(run, "cancelled", reason=run.error, final=True)
+                await asyncio.wait_for(self.comments.publish(key, view), self.timeout_sec)
+            except Exception as exc:
+                log.warning("jira_progress_failed", extra={"ticket": key, "run_id": run_id,
+                                                           "action": "cancel", "error": _why(exc)})
+            finally:
+                self.comments.forget(run_id)
+
+        self._background(close)
 
     # ----- notices (spend warnings) -----
     def notice(self, key: str, text: str) -> None:

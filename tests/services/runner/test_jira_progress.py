@@ -7,6 +7,7 @@ run nor holds it; ticket and agent text end up as plain ADF text, redacted."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -216,3 +217,32 @@ class TestHostileText:
         assert not any("evil.example" in h for h in hrefs)
         text = jira.comment_texts("PROJ-68")[0]
         assert '{"type":"mention"' in text and "[redacted:JIRA_API_TOKEN]" in text
+
+
+class TestOperatorCancel:
+    def test_a_cancelled_run_says_so_in_its_comment(self, tmp_path: Path, jira: FakeJira) -> None:
+        # An operator's cancel ends the run without a report step: the comment that said
+        # "working" must end saying the run was cancelled (edited in place, not a second one).
+        with running_service(tmp_path, {"delay_s": 5, "tickets": {}}, **_env(jira)) as svc:
+            run_id = svc.deliver("PROJ-63")["run_id"]
+            deadline = time.monotonic() + 20
+            while step_status(svc, run_id, "implement") != "running" and time.monotonic() < deadline:
+                time.sleep(0.05)  # until the agent is at work
+            hub = svc.services.deps.progress
+            assert hub is not None
+            svc.client.portal.call(hub.idle)  # "working" has been published
+            assert "working on it" in jira.comment_texts("PROJ-63")[0]
+            cancelled = svc.client.post(f"/runs/{run_id}/cancel")
+            svc.client.portal.call(hub.idle)  # the cancel's edit is in the background
+            svc.claude.delay_s = 0
+        assert cancelled.status_code == 202
+        (comment,) = _ours(jira, "PROJ-63")
+        assert len(_posts(jira, "PROJ-63")) == 1 and has_marker(comment["body"], run_id)
+        (text,) = jira.comment_texts("PROJ-63")
+        assert "the run was cancelled" in text and "cancelled by an operator" in text
+        assert "working on it" not in text and "⛔ implement (cancelled)" in text
+
+
+def step_status(svc: Any, run_id: str, name: str) -> str | None:
+    steps = {s["name"]: s["status"] for s in svc.client.get(f"/runs/{run_id}").json()["steps"]}
+    return steps.get(name)
