@@ -298,9 +298,12 @@ class Settings(BaseSettings):
 
     @property
     def uses_github_api(self) -> bool:
+        """Pull requests through GitHub's REST API (else local PR records): GITHUB_CLIENT when set;
+        unset, always in production (local records are refused there, and with REPOSITORIES_FILE
+        every repository may bring its own token instead of GH_TOKEN), else when GH_TOKEN is set."""
         if self.github_client:
             return self.github_client == "api"
-        return self.gh_token is not None
+        return self.is_production or self.gh_token is not None
 
     @property
     def jira_reporting_enabled(self) -> bool:

@@ -27,9 +27,14 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append("REPO_URL is required (or REPOSITORIES_FILE)")
     elif is_placeholder(settings.repo_url):
         problems.append("REPO_URL is a placeholder value")
-    for name, value in (("ANTHROPIC_API_KEY", settings.anthropic_api_key), ("GH_TOKEN", settings.gh_token)):
+    # GH_TOKEN is the single repository's token. With REPOSITORIES_FILE it is only the fallback of
+    # the repositories that name no `token_env`: load_repositories names each one left without a
+    # token, so GH_TOKEN is not required here then (a set one must still be real).
+    for name, value, required in (("ANTHROPIC_API_KEY", settings.anthropic_api_key, True),
+                                  ("GH_TOKEN", settings.gh_token, settings.repositories_file is None)):
         if value is None or not value.get_secret_value().strip():
-            problems.append(f"{name} is required")
+            if required:
+                problems.append(f"{name} is required")
         elif is_placeholder(value.get_secret_value()):
             problems.append(f"{name} is a placeholder value")
     secrets = [s for s in (settings.webhook_secret, settings.jira_webhook_secret) if s is not None]

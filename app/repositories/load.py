@@ -3,7 +3,9 @@
 The file is a list under `repositories` (TOML: `[[repositories]]` tables; YAML: a list), each entry
 a repository whose left-out values are the environment settings' (config.settings_defaults). A
 repository's GitHub token is never in the file: `token_env` names the variable that holds it
-(`GH_TOKEN_<SOMETHING>`, which the service treats as a secret like GH_TOKEN), else GH_TOKEN.
+(`GH_TOKEN_<SOMETHING>`, which the service treats as a secret like GH_TOKEN), else GH_TOKEN. When
+the service uses GitHub, every repository must end up with a token: GH_TOKEN itself is required
+only by the repositories that name no `token_env` (so a file where each names one needs none).
 
 `load_repositories(settings)` is the start-up check: it returns the configs, or raises one
 ConfigError whose message lists every problem of the file (as Settings.check_production does), the
@@ -99,6 +101,8 @@ def _entry_problems(label: str, c: RepositoryConfig, settings: Settings) -> list
         out.append(f"{label}: github_repository (owner/name) is required: its url is not a github.com URL")
     if settings.uses_github_api and (c.token is None or not c.token.get_secret_value()):
         out.append(f"{label}: no GitHub token (set GH_TOKEN, or token_env)")
+    elif settings.is_production and c.token_env and c.token and is_placeholder(c.token.get_secret_value()):
+        out.append(f"{label}: token_env {c.token_env} is a placeholder value")  # GH_TOKEN's: config_checks
     if settings.is_production and is_placeholder(c.url):
         out.append(f"{label}: url is a placeholder value")
     if c.max_concurrent_runs is not None and c.max_concurrent_runs > settings.max_concurrent_runs:

@@ -1,6 +1,6 @@
 """Build the `PullRequests` from settings (the composition root calls it once per service lifetime).
 
-`settings.uses_github_api` (GITHUB_CLIENT=api, or a GH_TOKEN with GITHUB_CLIENT unset) → the GitHub
+`settings.uses_github_api` (GITHUB_CLIENT=api; unset: production, or a GH_TOKEN) → the GitHub
 REST client; otherwise local PR records in `<WORKSPACE_DIR>/pull-requests.json`. Each call builds a
 new one.
 """
