@@ -79,15 +79,15 @@ async def runs_page(
 
 
 async def _run_context(run_id: str, store: StoreDep, settings: SettingsDep) -> dict[str, Any]:
-    run = await store.get_run(run_id)
-    row = await store.get_run_row(run_id)
-    if run is None or row is None:
+    detail = await store.get_run_detail(run_id)  # the view and the ticket copy: one read of the record
+    if detail is None:
         raise DashboardError(404, "No such run", f"there is no run {run_id}")
+    run = detail.view
     same_ticket = [r for r in await store.list_runs(ticket=run.ticket, limit=200) if r.run_id != run_id]
     parent = await store.get_run(run.parent_run_id) if run.parent_run_id else None
     return {
         "row": run_row(run, settings.jira_base_url),
-        "summary": ticket_summary(row.ticket_json),
+        "summary": ticket_summary(detail.ticket_json),
         "steps": timeline(run),
         "implemented": implemented(run),
         "parent": run_row(parent, settings.jira_base_url) if parent else None,

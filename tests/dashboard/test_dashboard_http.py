@@ -117,3 +117,30 @@ def test_a_follow_up_run_is_linked_from_its_parent_and_a_hold_is_shown(tmp_path:
     assert "waiting: daily spend cap of $1.00 for all projects" in held_page.text
     assert 'status-waiting">waiting' in held_page.text and "&lt;b&gt;held&lt;/b&gt;" in held_page.text
     assert 'id="cancel"' in held_page.text  # a waiting run is still active: it can be cancelled
+
+
+def test_the_run_page_reads_the_run_record_once(tmp_path: Path) -> None:
+    """A page load and a live refresh each read the run's record once (its view, steps and ticket
+    copy together), counted on the real store's database engine: every SELECT of `ac_runs` by
+    this run's id."""
+    with live_service(tmp_path, OPERATOR_TOKEN=OP) as svc, httpx.Client(base_url=svc.url, timeout=10) as c:
+        run = svc.wait(svc.deliver("PROJ-8", "Count my reads"), headers=AUTH)
+        sign_in(svc, c)
+        reads: list[str] = []
+
+        def record(_conn: object, _cursor: object, statement: str, params: object, *_: object) -> None:
+            if ("FROM ac_runs" in statement and "ac_runs.run_id = " in statement
+                    and run["run_id"] in repr(params)):
+                reads.append(statement)
+
+        sa.event.listen(svc.store.engine, "before_cursor_execute", record)
+        try:
+            page = c.get(f"/ui/runs/{run['run_id']}")
+            page_reads, reads[:] = len(reads), []
+            live = c.get(f"/ui/runs/{run['run_id']}/live")
+            live_reads = len(reads)
+        finally:
+            sa.event.remove(svc.store.engine, "before_cursor_execute", record)
+    assert page.status_code == 200 and "Count my reads" in page.text  # the summary: the ticket copy
+    assert live.status_code == 200 and "succeeded" in live.text
+    assert (page_reads, live_reads) == (1, 1)

@@ -34,6 +34,7 @@ from app.services.runner.store_base import (
     ACTIVE_STATUSES,
     UNSET,
     LogLine,
+    RunDetail,
     RunRow,
     StepDetail,
     Unset,
@@ -176,11 +177,16 @@ class SqlRunStore(AcceptQueries):
 
     def get_run(self, run_id: str) -> RunView | None:
         row = self.get_run_row(run_id)
-        if row is None:
-            return None
+        return None if row is None else self._with_steps(row)
+
+    def get_run_detail(self, run_id: str) -> RunDetail | None:
+        row = self.get_run_row(run_id)
+        return None if row is None else RunDetail(self._with_steps(row), row.ticket_json)
+
+    def _with_steps(self, row: RunRow) -> RunView:
         with self.engine.connect() as conn:
             step_rows = conn.execute(
-                sa.select(steps).where(steps.c.run_id == run_id).order_by(steps.c.id)
+                sa.select(steps).where(steps.c.run_id == row.run_id).order_by(steps.c.id)
             ).mappings().all()
         return run_view(row, step_rows)
 

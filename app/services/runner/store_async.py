@@ -12,7 +12,7 @@ from collections.abc import Callable
 from app.models import RunKind, RunStatus, RunView, StepStatus
 from app.services.runner.accept_batch import AcceptBatcher
 from app.services.runner.store import SqlRunStore
-from app.services.runner.store_base import UNSET, LogLine, NewRun, RunRow, StepDetail, Unset
+from app.services.runner.store_base import UNSET, LogLine, NewRun, RunDetail, RunRow, StepDetail, Unset
 
 
 class AsyncRunStore:
@@ -94,6 +94,9 @@ class AsyncRunStore:
 
     async def get_run(self, run_id: str) -> RunView | None:
         return await asyncio.to_thread(self.sync.get_run, run_id)
+
+    async def get_run_detail(self, run_id: str) -> RunDetail | None:
+        return await asyncio.to_thread(self.sync.get_run_detail, run_id)
 
     async def list_runs(
         self, *, ticket: str | None = None, status: RunStatus | None = None, limit: int = 50,

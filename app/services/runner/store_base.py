@@ -107,6 +107,15 @@ class NewRun:
 
 
 @dataclass(frozen=True, slots=True)
+class RunDetail:
+    """One run as the dashboard's run page shows it: the view with its steps, and the record's copy
+    of the ticket (redacted when it was stored), from one read of the record."""
+
+    view: RunView
+    ticket_json: str
+
+
+@dataclass(frozen=True, slots=True)
 class LogLine:
     """One line of a run's log. `id` grows with every line written (the SSE cursor)."""
 
@@ -213,6 +222,10 @@ class RunStore(Protocol):
         """The run with its steps in the order they first started, or None."""
         ...
 
+    async def get_run_detail(self, run_id: str) -> RunDetail | None:
+        """`get_run` and the record's ticket copy together (one read of the record), or None."""
+        ...
+
     async def list_runs(
         self, *, ticket: str | None = None, status: RunStatus | None = None, limit: int = 50,
         repository: str | None = None,
@@ -233,4 +246,5 @@ class RunStore(Protocol):
         ...
 
 
-__all__ = ["ACTIVE_STATUSES", "UNSET", "LogLine", "NewRun", "RunRow", "RunStore", "StepDetail", "Unset"]
+__all__ = ["ACTIVE_STATUSES", "UNSET", "LogLine", "NewRun", "RunDetail", "RunRow", "RunStore", "StepDetail",
+           "Unset"]
