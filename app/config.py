@@ -7,19 +7,22 @@ missing or invalid item in one message, and `create_app` refuses to start until 
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.config_checks import production_problems
 from app.config_parse import csv, json_argv, project_caps
 from app.errors import ConfigError
 
+# A repository's own GitHub token (REPOSITORIES_FILE's `token_env`) is a variable of this prefix.
+REPOSITORY_TOKEN_PREFIX = "GH_TOKEN_"  # noqa: S105 - a variable name's prefix, not a value
 _GITHUB_REPO_RE = re.compile(
     r"^(?:https://github\.com/|git@github\.com:)(?P<slug>[\w.-]+/[\w.-]+?)(?:\.git)?/?$"
 )
@@ -256,6 +259,20 @@ class Settings(BaseSettings):
         if value is not None and not value.get_secret_value().strip():
             raise ValueError("is set but empty: remove the line to leave it unset, or give it a value")
         return value
+
+    # GH_TOKEN_<NAME> variables as the process environment had them when these settings were read:
+    # the lifespan removes every secret from the environment (main.scrub_secret_env) before it loads
+    # REPOSITORIES_FILE, whose `token_env` names them (app/repositories/load.py).
+    _repository_tokens: dict[str, SecretStr] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._repository_tokens = {name: SecretStr(value) for name, value in os.environ.items()
+                                   if name.startswith(REPOSITORY_TOKEN_PREFIX) and value.strip()}
+
+    @property
+    def repository_tokens(self) -> dict[str, SecretStr]:
+        """The GH_TOKEN_<NAME> values of the environment these settings were read from."""
+        return dict(self._repository_tokens)
 
     # ----- derived values -----
     @property

@@ -25,18 +25,19 @@ import yaml
 from dotenv import dotenv_values
 from pydantic import SecretStr, ValidationError
 
-from app.config import Settings
+from app.config import REPOSITORY_TOKEN_PREFIX, Settings
 from app.config_checks import is_placeholder
 from app.errors import ConfigError
 from app.repositories.config import RepositoryConfig, settings_defaults
 
-TOKEN_ENV_PREFIX = "GH_TOKEN_"  # noqa: S105 - a variable name's prefix, not a value
+TOKEN_ENV_PREFIX = REPOSITORY_TOKEN_PREFIX
 
 
 def load_repositories(settings: Settings,
                       environ: dict[str, str] | None = None) -> tuple[RepositoryConfig, ...]:
     """The service's repositories (see the module docstring). `environ`: where `token_env` values
-    are looked up (default: the process environment, then the `.env` file). Raises ConfigError."""
+    are looked up (default: the process environment, then the one `settings` were read from, which
+    the lifespan has scrubbed by now, then the `.env` file). Raises ConfigError."""
     path = settings.repositories_file
     if path is None:
         return (RepositoryConfig.from_settings(settings),)
@@ -45,7 +46,7 @@ def load_repositories(settings: Settings,
         data = _parse(path)
     except ConfigError as exc:
         raise ConfigError(f"invalid {where}: {exc.detail}") from None
-    configs, problems = parse_repositories(data, settings, _environment(environ))
+    configs, problems = parse_repositories(data, settings, _environment(environ, settings))
     if problems:
         raise ConfigError(f"invalid {where}: " + "; ".join(problems))
     return configs
@@ -168,12 +169,13 @@ def _parse(path: Path) -> object:
     raise ConfigError("its name must end in .toml, .yaml or .yml (that is how its format is chosen)")
 
 
-def _environment(environ: dict[str, str] | None) -> dict[str, str]:
+def _environment(environ: dict[str, str] | None, settings: Settings) -> dict[str, str]:
     if environ is not None:
         return environ
     # Settings reads `.env` without exporting it: a GH_TOKEN_<NAME> kept there is looked up there too.
     found = dotenv_values(".env") if Path(".env").is_file() else {}
-    return {**{k: v for k, v in found.items() if v is not None}, **os.environ}
+    kept = {name: value.get_secret_value() for name, value in settings.repository_tokens.items()}
+    return {**{k: v for k, v in found.items() if v is not None}, **kept, **os.environ}
 
 
 __all__ = ["TOKEN_ENV_PREFIX", "load_repositories", "parse_repositories"]

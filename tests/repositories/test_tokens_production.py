@@ -1,14 +1,22 @@
 """GitHub tokens per repository in production: GH_TOKEN is required only by what would use it.
 
 A repositories file where every repository names its own token (`token_env`) starts in production
-without GH_TOKEN, and each repository's PR client talks to its own GitHub with its own token (the
-real lifespan, the fake GitHub REST API per repository). A repository left with no token at all is
-refused at start-up by `auto-code serve` (a real subprocess), naming that repository.
+without GH_TOKEN - `auto-code serve` as a real subprocess, whose lifespan scrubs the secrets from
+its environment before it loads the file - and each repository's PR client talks to its own GitHub
+with its own token (the real lifespan, the fake GitHub REST API per repository). A repository left
+with no token at all is refused at start-up by `auto-code serve`, naming that repository.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +28,7 @@ from app.main import create_app, services_of
 from app.repositories import load_repositories
 from tests.conftest import make_settings
 from tests.fakes.github_api import FakeGitHub
-from tests.test_cli_startup import one_line, serve
+from tests.test_cli_startup import ROOT, one_line, serve
 
 WEB_TOKEN = "ghp_WEB_own_token_0a1b2c3d4e5f6a7b"
 API_TOKEN = "ghp_API_own_token_9f8e7d6c5b4a3f2e"
@@ -79,6 +87,46 @@ def test_every_repository_with_its_own_token_starts_in_production_without_gh_tok
     # Each PR reached its own GitHub, which answers only to that repository's own token.
     assert [p["title"] for p in gh_web.prs] == ["web PR"]
     assert [p["title"] for p in gh_api.prs] == ["api PR"]
+
+
+def _serve_until_started(tmp_path: Path, env: dict[str, str]) -> list[str]:
+    """`auto-code serve` in a clean environment until its lifespan logs `service_started` or it
+    exits (then the lines say why); killed after. The deadline only bounds a hang."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(tmp_path), "LANG": "C.UTF-8",
+            "PYTHONPATH": str(ROOT), "HOST": "127.0.0.1"}
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=tmp_path,
+                            env={**base, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 180
+        assert proc.stdout is not None
+        for line in proc.stdout:  # ends when the process exits
+            seen.append(line)
+            if '"service_started"' in line or time.monotonic() > deadline:
+                break
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    return seen
+
+
+def test_serve_starts_in_production_on_the_repositories_own_tokens(tmp_path: Path) -> None:
+    """The real start: the checks before uvicorn, then the lifespan, which removes GH_TOKEN_WEB and
+    GH_TOKEN_API from the process environment before it loads the file (the tokens must survive)."""
+    with FakeGitHub(owner="acme", repo="web", token=WEB_TOKEN) as gh_web, \
+            FakeGitHub(owner="acme", repo="api", token=API_TOKEN) as gh_api:
+        path = _file(tmp_path, gh_web, gh_api)
+        seen = _serve_until_started(tmp_path, {
+            **PRODUCTION, "WORKSPACE_DIR": str(tmp_path / "ws"), "REPOSITORIES_FILE": str(path),
+            "GH_TOKEN_WEB": WEB_TOKEN, "GH_TOKEN_API": API_TOKEN})
+    out = "".join(seen)
+    assert any('"service_started"' in line and '"github": "api"' in line for line in seen), out[-3000:]
+    assert WEB_TOKEN not in out and API_TOKEN not in out
 
 
 def test_a_repository_without_any_token_is_refused_naming_it(tmp_path: Path) -> None:
