@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 from app.config import Settings
 from app.errors import AutoCodeError
+from app.followups.activities import build_activities
 from app.followups.deps import FollowupDeps
 from app.followups.store import FollowupStore
-from app.followups.wiring import build_activity
 from app.repositories.wiring import issue_reader, repositories_for, settings_has_file
 from app.services.checks.base import Checks
 from app.services.checks.factory import build_checks
@@ -70,8 +70,9 @@ class Collaborators:
     clock: Callable[[], float] | None = None
     # Reads tickets from Jira's REST API at run start (built when Jira credentials are set).
     issues: IssueReader | None = None
-    # GitHub's side of the PRs after they are opened (checks, logs, comments; issue 11). None: the
-    # REST client when the service talks to GitHub, else follow-ups have nothing to read.
+    # GitHub's side of the PRs after they are opened (checks, logs, comments; issue 11), for the one
+    # repository of the settings. None: the REST client when the service talks to GitHub, else
+    # follow-ups have nothing to read. With REPOSITORIES_FILE each repository gets its own client.
     activity: PullActivity | None = None
 
 
@@ -112,9 +113,8 @@ def build_deps(settings: Settings, store: AsyncRunStore, given: Collaborators,
         pull_requests=pull_requests,
         repositories=repositories,
         issues=given.issues or issue_reader(settings),
-        followups=FollowupDeps(store=FollowupStore(store.sync.engine),
-                               activity=given.activity or build_activity(settings),
-                               login=settings.github_service_login),
+        followups=FollowupDeps(store=FollowupStore(store.sync.engine),  # a PR-activity client per repository
+                               activities=build_activities(settings, repositories, given.activity)),
         tracer=tracer,
         jira=jira,
         scanner=scanner,
@@ -169,8 +169,8 @@ async def close_services(services: Services) -> None:
         closers.append(deps.jira.aclose)
     if deps.issues is not None:
         closers.append(deps.issues.aclose)
-    if deps.followups is not None and deps.followups.activity is not None:
-        closers.append(deps.followups.activity.aclose)
+    if deps.followups is not None:
+        closers.append(deps.followups.activities.aclose)  # each repository's PR-activity client, once
     if deps.repositories is not None and settings_has_file(services.settings):
         closers.append(deps.repositories.aclose)  # each repository's own PR client
     for closer in closers:

@@ -13,7 +13,7 @@ from dbos import DBOS
 from app.errors import AutoCodeError
 from app.followups.models import FollowupContext, Materials
 from app.followups.step_base import FollowupStepBase
-from app.services.github.activity_base import CheckJob
+from app.services.github.activity_base import CheckJob, PullActivity
 from app.services.runner.errors import StepFailed
 from app.services.runner.models import RunRef
 
@@ -27,8 +27,8 @@ class CiSteps(FollowupStepBase):
         """The failing jobs on the PR's head. A failed Actions job not yet re-run on this commit is
         re-run once first; one that then passes is flaky (reported, not fixed)."""
         fu = self.fu
-        assert fu.activity is not None  # begin skips otherwise
-        api, sha = fu.activity, ctx.head_sha
+        api, sha = fu.activity(ctx.repository), ctx.head_sha  # the PR's own repository's client
+        assert api is not None  # begin skips otherwise
         async with self.row(run, "followup", begin=False, end=False) as row:
             try:
                 failed = [j for j in await api.check_jobs(sha) if j.failed]
@@ -46,7 +46,7 @@ class CiSteps(FollowupStepBase):
                         f"re-running {', '.join(j.name for j in rerun)} once (flaky or broken?)",
                         step="followup",
                     )
-                    failed = await self._after_reruns(sha, failed, rerun)
+                    failed = await self._after_reruns(api, sha, failed, rerun)
             except AutoCodeError as exc:
                 raise StepFailed("followup", exc.detail) from None
             flaky = tuple(sorted({j.name for j in rerun} - {j.name for j in failed}))
@@ -67,10 +67,10 @@ class CiSteps(FollowupStepBase):
             }
         return Materials(kind="ci_fix", jobs=tuple(failed), signature=signature, flaky=flaky, nothing=nothing)
 
-    async def _after_reruns(self, sha: str, failed: list[CheckJob], rerun: list[CheckJob]) -> list[CheckJob]:
+    async def _after_reruns(
+        self, api: PullActivity, sha: str, failed: list[CheckJob], rerun: list[CheckJob]
+    ) -> list[CheckJob]:
         """Poll until every re-run job has a newer finished attempt; the failing jobs after that."""
-        api = self.fu.activity
-        assert api is not None
         waited, want = 0.0, {j.name: j.attempt for j in rerun}
         while True:
             jobs = {j.name: j for j in await api.check_jobs(sha)}

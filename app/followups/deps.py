@@ -1,8 +1,9 @@
 """What follow-up runs need beyond the pipeline's collaborators: the follow-up store (on the run
-store's engine) and GitHub's side of the PR (`PullActivity`).
+store's engine) and GitHub's side of the PRs, one `PullActivity` per repository (activities.py).
 
 `followup_deps(deps)` returns `deps.followups` when the composition root set it, else builds it once
-from the settings and keeps it there (tests and the demo that build PipelineDeps by hand).
+from the settings and the deps' repositories and keeps it there (tests and the demo that build
+PipelineDeps by hand).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.errors import AutoCodeError
+from app.followups.activities import PullActivities, build_activities, repo_key
 from app.followups.store import FollowupStore
 from app.services.github.activity_base import PullActivity
 
@@ -18,17 +20,26 @@ from app.services.github.activity_base import PullActivity
 @dataclass
 class FollowupDeps:
     store: FollowupStore
-    activity: PullActivity | None  # None: no GitHub API (local PR records): follow-ups skip
-    login: str | None = None  # the service's own GitHub account (GITHUB_SERVICE_LOGIN, else GET /user)
+    activities: PullActivities  # by the PR table's key; a repository without a client: follow-ups skip
 
-    async def service_login(self) -> str | None:
-        """The account the token writes as: its comments are the service's own, never steering."""
-        if self.login is None and self.activity is not None:
+    def activity(self, repository: str) -> PullActivity | None:
+        """The client of `repository` (the PR table's key, owner/name lower-cased); None when it is
+        not configured or has no GitHub API (local PR records)."""
+        return self.activities.get(repository)
+
+    async def service_login(self, repository: str) -> str | None:
+        """The account `repository`'s token writes as: its comments are the service's own, never
+        steering. GITHUB_SERVICE_LOGIN for GH_TOKEN's repositories, else GET /user once per
+        repository (None on failure: asked again next time)."""
+        entry = self.activities.entry(repository)
+        if entry is None:
+            return None
+        if entry.login is None and entry.client is not None:
             try:
-                self.login = await self.activity.whoami()
+                entry.login = await entry.client.whoami()
             except AutoCodeError:
-                return None  # asked again next time
-        return self.login
+                return None
+        return entry.login
 
 
 def followup_deps(deps: Any) -> FollowupDeps:
@@ -36,25 +47,25 @@ def followup_deps(deps: Any) -> FollowupDeps:
     if isinstance(existing, FollowupDeps):
         return existing
     from app.followups.track import followup_store
-    from app.followups.wiring import build_activity
 
     store = followup_store(deps)
     if store is None:
         raise RuntimeError("follow-ups need the SQL run store (its engine holds the PR table)")
-    built = FollowupDeps(store=store, activity=build_activity(deps.settings),
-                         login=deps.settings.github_service_login)
+    built = FollowupDeps(store=store, activities=build_activities(deps.settings, deps.repositories or ()))
     deps.followups = built
     return built
 
 
 def repo_key_for(deps: Any, repository: str) -> str:
-    """The PR table's key for a run's repository: its GitHub owner/name lower-cased, else the
-    settings' GITHUB_REPOSITORY, else "local"."""
-    slug = None
+    """The PR table's key for a run's repository (by the name its start step recorded): its GitHub
+    owner/name lower-cased, else the settings' GITHUB_REPOSITORY, else "local"."""
+    config = None
     find = getattr(deps, "repository", None)
     if callable(find):
         try:
-            slug = find(repository).config.github_slug
+            config = find(repository).config
         except Exception:  # an unknown name or an older deps shape: fall back to the settings
-            slug = None
-    return str(slug or deps.settings.github_repo_slug or "local").lower()
+            config = None
+    if config is None:
+        return str(deps.settings.github_repo_slug or "local").lower()
+    return repo_key(deps.settings, config)

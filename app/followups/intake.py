@@ -4,9 +4,12 @@
 `{"status": "queued"|"duplicate", "run_id"}` or `{"status": "ignored", "reason"}`.
 
 1. A delivery id seen before gets the answer it got then (GitHub redelivers with the same GUID).
-2. `classify` (events.py); then per PR event: the PR must be one the service opened (recorded in
-   `ac_pull_requests` by the run that opened it), still open, its loop not stopped by a limit;
-   reviews and comments must come from someone allowed to steer (steering.py).
+2. `classify` (events.py); the delivery's repository (`repository.full_name`, lower-cased) must be
+   one the service is configured for (REPOSITORIES_FILE, or the one of the settings), and that
+   repository's own PR-activity client and account answer for it (FollowupDeps); then per PR
+   event: the PR must be one the service opened (recorded in `ac_pull_requests` by the run that
+   opened it), still open, its loop not stopped by a limit; reviews and comments must come from
+   someone allowed to steer (steering.py).
 3. A close ends the PR's follow-up life (state merged/closed; `on_closed` tells Jira once).
 4. Otherwise `submit(ticket, kind=ci_fix|review_fix, dedup_key="<repo>#<n>:<trigger>")`: a storm
    of deliveries for one trigger (a check suite's runs, a review's comments) is one run while it is
@@ -26,7 +29,6 @@ from app.followups.events import Ignored, PrEvent, classify
 from app.followups.steering import steer_refusal
 from app.followups.store import Delivery, FollowupStore, TrackedPr
 from app.models import RunKind, SubmitResult, Ticket
-from app.services.github.activity_base import PullActivity
 from app.services.runner.store_async import AsyncRunStore
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,6 @@ class GitHubIntake:
     ) -> None:
         self.settings, self.fu, self.runs, self.engine = settings, fu, runs, engine
         self.store: FollowupStore = fu.store
-        self.activity: PullActivity | None = fu.activity
         self.on_closed = on_closed
 
     async def handle(self, event: str, delivery_id: str, payload: dict[str, Any]) -> Answer:
@@ -97,6 +98,9 @@ class GitHubIntake:
         if not self.settings.followups_enabled:
             return _ignored("follow-ups are off (FOLLOWUPS_ENABLED=false)")
         repo = self._repository(payload)
+        if not self.fu.activities.configured(repo):
+            return _ignored(f"repository {repo[:200]} is not one auto-code is configured for "
+                            "(REPOSITORIES_FILE, or GITHUB_REPOSITORY): no follow-ups")
         answers = [await self.decide_event(repo, ev) for ev in found]
         # A delivery naming several PRs: the first run started answers it (the rest are logged).
         return next((a for a in answers if a["status"] != "ignored"), answers[0])
@@ -107,7 +111,8 @@ class GitHubIntake:
         return str(full).lower() if isinstance(full, str) and full else repository_key(self.settings)
 
     async def decide_event(self, repo: str, ev: PrEvent) -> Answer:
-        """One PR event (from a delivery or the poller) → a run, a close, or ignored."""
+        """One PR event (from a delivery or the poller) → a run, a close, or ignored. `repo`: the
+        PR table's key of the repository it happened in (its client decides who may steer)."""
         pr = await self.store.aget(repo, ev.number)
         if pr is None or (ev.branch and ev.branch != pr.branch):
             return _ignored(f"pull request #{ev.number} in {repo} was not opened by auto-code")
@@ -122,8 +127,8 @@ class GitHubIntake:
         if pr.stop_reason:
             return _ignored(f"follow-ups for #{ev.number} were stopped: {pr.stop_reason}")
         if ev.author is not None:
-            login = await self.fu.service_login()
-            refusal = await steer_refusal(ev.author, ev.body, self.settings, self.activity, login)
+            login = await self.fu.service_login(repo)
+            refusal = await steer_refusal(ev.author, ev.body, self.settings, self.fu.activity(repo), login)
             if refusal:
                 return _ignored(f"{refusal}: only people allowed to steer the change count")
         parent = await self.runs.get_run_row(pr.parent_run_id)

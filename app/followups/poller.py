@@ -7,7 +7,9 @@ commit, its review comments and its conversation. What changed becomes the same 
 would have produced, decided by the same `GitHubIntake.decide_event` — so the same dedup keys, the
 same steering rules and the same limits hold, and a poll that finds nothing new costs ~4 free 304s
 per PR. Rate limits are the REST client's (rest.py: Retry-After, reset, or at least a minute).
-ETags live in the PR's row (`etags`), so a restart does not re-read everything as new.
+ETags live in the PR's row (`etags`), so a restart does not re-read everything as new. Each PR is
+polled through its own repository's client (`FollowupDeps.activity(pr.repository)`); a PR of a
+repository with none (no longer configured, or local PR records) is skipped.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from app.followups.deps import FollowupDeps
 from app.followups.events import FAILING, PrEvent, author_of
 from app.followups.intake import Answer, GitHubIntake
 from app.followups.store import TrackedPr
+from app.services.github.activity_base import PullActivity
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +42,15 @@ class GitHubPoller:
 
     async def poll_once(self) -> list[Answer]:
         """One pass over the open PRs; the answers of the events it found (for logs and tests)."""
-        if self.fu.activity is None:
-            return []
         answers: list[Answer] = []
+        if not self.fu.activities.talks_to_github:
+            return answers
         for pr in await self.fu.store.aopen_prs():
-            if pr.stop_reason:
+            api = self.fu.activity(pr.repository)
+            if pr.stop_reason or api is None:
                 continue
             try:
-                for ev in await self._events(pr):
+                for ev in await self._events(pr, api):
                     answer = await self.intake.decide_event(pr.repository, ev)
                     log.info(
                         "github_poll_event", extra={"pr_number": pr.number, "trigger": ev.trigger, **answer}
@@ -64,9 +68,7 @@ class GitHubPoller:
         if value:
             await self.fu.store.run(self.fu.store.set_etag, pr.repository, pr.number, what, value)
 
-    async def _events(self, pr: TrackedPr) -> list[PrEvent]:
-        api = self.fu.activity
-        assert api is not None
+    async def _events(self, pr: TrackedPr, api: PullActivity) -> list[PrEvent]:
         data, etag = await api.changed(f"pulls/{pr.number}", await self._etag(pr, "pull"))
         if isinstance(data, dict):
             await self._keep(pr, "pull", etag)
@@ -103,7 +105,7 @@ class GitHubPoller:
                             branch=pr.branch,
                         )
                     )
-        me = await self.fu.service_login()
+        me = await self.fu.service_login(pr.repository)
         newest: tuple[str, dict[str, Any]] | None = None
         for what in ("pulls/{n}/comments", "issues/{n}/comments"):
             data, etag = await api.changed(what.format(n=pr.number), await self._etag(pr, what))

@@ -25,7 +25,8 @@ class ReportSteps(FollowupStepBase):
         """Tell the PR what this round did: a reply under each addressed review comment (the agent's
         answer, or what changed), one comment for CI; and count the round."""
         fu = self.fu
-        assert fu.activity is not None
+        api = fu.activity(ctx.repository)  # the PR's own repository's client
+        assert api is not None  # begin skips otherwise
         pushed = f" in {sha[:12]}" if sha else ""
         posted: list[str] = []
         async with self.row(run, "reply") as row:
@@ -35,7 +36,7 @@ class ReportSteps(FollowupStepBase):
                         f"auto-code pushed a fix{pushed} for the failing CI ({m.signature}).\n\n"
                         f"{result.summary[:3000]}"
                     )
-                    await fu.activity.comment(ctx.number, self._checked(text))
+                    await api.comment(ctx.number, self._checked(text))
                     posted.append("comment")
                 else:
                     said = dict(result.replies)
@@ -47,9 +48,9 @@ class ReportSteps(FollowupStepBase):
                         )
                         text = self._checked(answer)
                         if t.reply_to is not None:
-                            await fu.activity.reply(ctx.number, t.reply_to, text)
+                            await api.reply(ctx.number, t.reply_to, text)
                         else:
-                            await fu.activity.comment(ctx.number, f"> {t.messages[0][1][:200]}\n\n{text}")
+                            await api.comment(ctx.number, f"> {t.messages[0][1][:200]}\n\n{text}")
                         posted.append(str(t.comment_id))
             except AutoCodeError as exc:
                 row.status, row.detail = "failed", {"error": exc.detail, "posted": posted}
@@ -76,13 +77,13 @@ class ReportSteps(FollowupStepBase):
     async def followup_failed_note(self, run: RunRef, ctx: FollowupContext, reason: str) -> None:
         """A round that failed (a gate, the agent, git) pushed nothing: say so on the PR, once per run.
         Best effort: a failure to comment is logged, the run's outcome stands."""
-        fu = self.fu
-        if fu.activity is None:
+        api = self.fu.activity(ctx.repository)
+        if api is None:
             return
         what = "the failing CI" if ctx.kind == "ci_fix" else "the review comments"
         text = f"auto-code could not address {what} in this round (run {run.run_id}): {reason[:1500]}"
         try:
-            await fu.activity.comment(ctx.number, self._checked(text))
+            await api.comment(ctx.number, self._checked(text))
         except AutoCodeError as exc:
             await self.say(run, f"commenting on the PR failed: {exc.detail}", "warning", step="reply")
 
@@ -98,9 +99,9 @@ class ReportSteps(FollowupStepBase):
         problems: list[str] = []
         async with self.row(run, "reply") as row:
             await fu.store.run(fu.store.stop, ctx.repository, ctx.number, limit)
-            if fu.activity is not None:
+            if (api := fu.activity(ctx.repository)) is not None:
                 try:
-                    await fu.activity.comment(ctx.number, self._checked(text))
+                    await api.comment(ctx.number, self._checked(text))
                 except AutoCodeError as exc:
                     problems.append(exc.detail)
             if d.jira is not None:

@@ -22,9 +22,9 @@ class ReviewSteps(FollowupStepBase):
         """Every comment the service has not answered yet, from people allowed to steer, with its
         file, line, diff hunk and whole thread."""
         fu, d = self.fu, self.d
-        assert fu.activity is not None
-        api = fu.activity
-        me = (await fu.service_login() or "").lower()
+        api = fu.activity(ctx.repository)  # the PR's own repository's client and account
+        assert api is not None  # begin skips otherwise
+        me = (await fu.service_login(ctx.repository) or "").lower()
         async with self.row(run, "followup", begin=False, end=False) as row:
             try:
                 comments = await api.review_comments(ctx.number)

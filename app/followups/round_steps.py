@@ -50,11 +50,12 @@ class RoundSteps(FollowupStepBase):
             except AutoCodeError:
                 pr_diff = "(the diff of the pull request could not be read; see `git log` in this directory)"
             files: list[str] = []
-            if m.kind == "ci_fix" and fu.activity is not None:
+            api = fu.activity(ctx.repository)  # the logs of the PR's own repository
+            if m.kind == "ci_fix" and api is not None:
                 logs: list[tuple[str, str]] = []
                 for n, job in enumerate(m.jobs, 1):
                     try:
-                        text = await fu.activity.job_log(job)
+                        text = await api.job_log(job)
                     except AutoCodeError as exc:
                         text = f"(the log could not be read: {exc.detail})\n{job.summary}"
                     logs.append((f"{n}-{_safe(job.name)}.log", self.d.scanner.redact(text)))

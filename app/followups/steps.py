@@ -77,11 +77,11 @@ class FollowupSteps(CiSteps, ReviewSteps, RoundSteps, ReportSteps):
                 skip = f"pull request #{pr.number} is {pr.state}"
             elif pr.stop_reason:
                 skip = f"follow-ups were stopped: {pr.stop_reason}"
-            elif fu.activity is None:
+            elif (api := fu.activity(repo)) is None:  # the PR's own repository's client
                 skip = "no GitHub API configured (GITHUB_CLIENT=local): nothing to read the PR from"
             else:
                 try:
-                    state = await fu.activity.pull(pr.number)
+                    state = await api.pull(pr.number)
                 except AutoCodeError as exc:
                     raise StepFailed("followup", exc.detail) from None
                 ctx = ctx.model_copy(update={"head_sha": state.head_sha})

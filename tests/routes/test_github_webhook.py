@@ -22,7 +22,8 @@ SECRET = "gh-webhook-secret-for-route-tests-42"
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     # One service for the module: these tests only read answers (each delivery has its own id).
     tmp_path: Path = tmp_path_factory.mktemp("github-webhook")
-    with running_service(tmp_path, GITHUB_WEBHOOK_SECRET=SECRET) as service:
+    # GITHUB_REPOSITORY names the one repository deliveries must come from (PR records stay local).
+    with running_service(tmp_path, GITHUB_WEBHOOK_SECRET=SECRET, GITHUB_REPOSITORY="acme/greeter") as service:
         yield service
 
 
@@ -186,6 +187,15 @@ class TestDecisions:
         assert resp.json() == {
             "status": "ignored",
             "reason": "pull request #9 in acme/greeter was not opened by auto-code",
+        }
+
+    def test_a_repository_the_service_is_not_configured_for_is_ignored(self, svc: Service) -> None:
+        payload = {**_suite(), "repository": {"full_name": "Someone/Else"}}
+        resp = deliver(svc.client, "check_suite", payload, secret=SECRET)
+        assert resp.status_code == 202 and resp.json() == {
+            "status": "ignored",
+            "reason": "repository someone/else is not one auto-code is configured for "
+            "(REPOSITORIES_FILE, or GITHUB_REPOSITORY): no follow-ups",
         }
 
     def test_another_branch_or_a_green_suite_or_another_event_is_ignored_with_its_reason(
