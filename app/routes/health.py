@@ -32,7 +32,7 @@ async def metrics(request: Request, store: StoreDep) -> Response:
     """This process's counters and histograms, and the shared-state gauges read from the run
     database now (app/services/metrics/registry.py says which is which)."""
     counts = await store.count_by_status()
-    queued = tuple(r.created_at for r in await store.list_active() if r.status == "queued")
+    oldest = await store.oldest_queued_at()  # one MIN, not every active record
     registry: ServiceMetrics = request.app.state.metrics
-    body = registry.render(SharedState(counts=counts, queued_since=queued, now=time.time()))
+    body = registry.render(SharedState(counts=counts, oldest_queued_at=oldest, now=time.time()))
     return Response(body, media_type=CONTENT_TYPE_LATEST)

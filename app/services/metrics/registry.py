@@ -34,11 +34,11 @@ WAIT_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, flo
 
 @dataclass(frozen=True)
 class SharedState:
-    """The run database's view at scrape time: runs by status, and the enqueue times (epoch seconds)
-    of the runs still `queued`."""
+    """The run database's view at scrape time: runs by status, and when (epoch seconds) the oldest
+    run still `queued` was created (None: none is)."""
 
     counts: Mapping[str, int]
-    queued_since: tuple[float, ...] = ()
+    oldest_queued_at: float | None = None
     now: float = 0.0
 
 
@@ -63,7 +63,7 @@ class _SharedCollector(Collector):
                                 value=s.counts.get("waiting", 0))
         yield GaugeMetricFamily("auto_code_runs_in_flight", "Runs running now (shared database).",
                                 value=s.counts.get("running", 0))
-        oldest = max((s.now - t for t in s.queued_since), default=0.0)
+        oldest = 0.0 if s.oldest_queued_at is None else s.now - s.oldest_queued_at
         yield GaugeMetricFamily("auto_code_queue_oldest_age_seconds",
                                 "How long the oldest queued run has waited (shared database).",
                                 value=max(0.0, oldest))

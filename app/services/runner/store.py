@@ -219,6 +219,13 @@ class SqlRunStore(AcceptQueries):
             ).all()
         return {status: n for status, n in rows}
 
+    def oldest_queued_at(self) -> float | None:
+        with self.engine.connect() as conn:
+            oldest = conn.execute(
+                sa.select(sa.func.min(runs.c.created_at)).where(runs.c.status == "queued")
+            ).scalar()
+        return None if oldest is None else float(oldest)
+
     # ----- steps -----
     def start_step(self, run_id: str, name: str, detail: StepDetail | None = None) -> None:
         values = {

@@ -111,6 +111,9 @@ class AsyncRunStore:
     async def count_by_status(self) -> dict[str, int]:
         return await asyncio.to_thread(self.sync.count_by_status)
 
+    async def oldest_queued_at(self) -> float | None:
+        return await asyncio.to_thread(self.sync.oldest_queued_at)
+
     async def logs_after(self, run_id: str, after_id: int = 0, limit: int = 500) -> list[LogLine]:
         return await asyncio.to_thread(self.sync.logs_after, run_id, after_id, limit)
 

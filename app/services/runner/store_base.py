@@ -241,6 +241,11 @@ class RunStore(Protocol):
         """How many runs have each status (statuses with no run are absent)."""
         ...
 
+    async def oldest_queued_at(self) -> float | None:
+        """When (epoch seconds) the oldest run still `queued` was created; None when none is. One
+        aggregate query (`/metrics` asks it at every scrape)."""
+        ...
+
     async def logs_after(self, run_id: str, after_id: int = 0, limit: int = 500) -> list[LogLine]:
         """The run's log lines with `id > after_id`, oldest first, at most `limit`."""
         ...

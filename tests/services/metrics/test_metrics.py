@@ -6,9 +6,14 @@ ticket key or text in any label, and one registry per app (two apps in one proce
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import prometheus_client
+import pytest
+import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.main import create_app
@@ -76,14 +81,79 @@ def test_each_app_has_its_own_registry(tmp_path: Path) -> None:
 
 
 def test_shared_gauges_come_from_the_state_handed_to_render() -> None:
-    """The oldest-queued age is `now` minus the earliest enqueue time, and the status gauges follow
-    the counts (the end-to-end test above can only check the age is not negative)."""
+    """The oldest-queued age is `now` minus the oldest queued run's creation time, and the status
+    gauges follow the counts."""
     from app.services.metrics import ServiceMetrics, SharedState
     text = ServiceMetrics().render(SharedState(counts={"queued": 2, "running": 3, "waiting": 1},
-                                               queued_since=(130.0, 100.0), now=160.0)).decode()
+                                               oldest_queued_at=100.0, now=160.0)).decode()
     m = _samples(text)
     assert m["auto_code_queue_oldest_age_seconds", ()] == 60.0
     assert m["auto_code_queue_depth", ()] == 2
     assert m["auto_code_runs_in_flight", ()] == 3
     assert m["auto_code_runs_waiting", ()] == 1
     assert m["auto_code_runs", (("status", "failed"),)] == 0
+
+
+# Known records: (run id, status, created_at). The oldest queued one was created at 150.0; older
+# records in other statuses must not count.
+KNOWN = [("PROJ-1:a", "queued", 200.0), ("PROJ-2:b", "queued", 150.0), ("PROJ-3:c", "running", 50.0),
+         ("PROJ-4:d", "waiting", 20.0), ("PROJ-5:e", "failed", 10.0)]
+
+
+def _place(store: Any, rows: list[tuple[str, str, float]], *, enqueued_at: float | None = None) -> None:
+    """Records as another host wrote them (times set directly: `create_run` stamps the clock)."""
+    from app.services.runner.tables import runs
+
+    for run_id, status, created in rows:
+        store.create_run(run_id, run_id.split(":")[0], '{"key": "x"}', status)
+        with store.engine.begin() as conn:
+            conn.execute(sa.update(runs).where(runs.c.run_id == run_id)
+                         .values(created_at=created, enqueued_at=enqueued_at))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    from app.services.runner.store import SqlRunStore, make_engine
+
+    url = request.getfixturevalue("pg_database") if request.param == "postgres" else (
+        f"sqlite:///{tmp_path / 'runs.sqlite'}")
+    sql = SqlRunStore(make_engine(url))
+    sql.create_schema()
+    try:
+        yield sql
+    finally:
+        sql.dispose()
+
+
+def test_the_oldest_queued_time_is_one_aggregate_over_queued_records_only(store: Any) -> None:
+    assert store.oldest_queued_at() is None  # no run at all
+    _place(store, KNOWN[2:])
+    assert store.oldest_queued_at() is None  # runs, none queued
+    _place(store, KNOWN[:2])
+    assert store.oldest_queued_at() == 150.0
+
+
+def test_the_oldest_queued_age_on_metrics_is_that_of_the_oldest_queued_record(tmp_path: Path) -> None:
+    # Handed off just now by "another host" (so this host's dispatcher and reconciler leave them).
+    with running_service(tmp_path, RECONCILE_INTERVAL_SEC=0) as svc:
+        now = time.time()
+        _place(svc.services.store.sync, [(r, s, now - 1000 + t) for r, s, t in KNOWN], enqueued_at=now)
+        loaded: list[str] = []  # statements that read whole run records, the dispatcher's poll aside
+
+        def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+            if "ac_runs.ticket_json" in statement and "enqueued_at IS NULL" not in statement:
+                loaded.append(statement)
+
+        engine = svc.services.store.sync.engine
+        sa.event.listen(engine, "before_cursor_execute", record)
+        try:
+            before = time.time()
+            text = svc.client.get("/metrics").text
+            after = time.time()
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", record)
+    age = _samples(text)["auto_code_queue_oldest_age_seconds", ()]
+    oldest = now - 1000 + 150.0
+    assert before - oldest <= age <= after - oldest  # 850 s, as of the scrape: not the running one's
+    assert _samples(text)["auto_code_queue_depth", ()] == 2
+    assert loaded == []  # aggregates only (a count by status, one MIN): no record was loaded
