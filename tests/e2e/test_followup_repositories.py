@@ -112,6 +112,11 @@ def test_red_ci_on_one_repositorys_pr_is_fixed_there_and_the_other_hears_nothing
         elsewhere["repository"] = {**elsewhere["repository"], "full_name": "acme/elsewhere"}
         unconfigured = _hook(svc, "check_suite", elsewhere)
         workspace = svc.workspace
+        fu = followup_deps(svc.app.state.services.deps)
+        clients = [fu.activity("acme/web"), fu.activity("acme/api")]
+    # Each repository had its own client, and the service closed each when it stopped.
+    assert clients[0] is not clients[1]
+    assert all(c is not None and c._rest.http.is_closed for c in clients)  # type: ignore[attr-defined]
     assert run["status"] == "succeeded", (run["error"], [s["name"] for s in run["steps"]])
     assert (run["kind"], run["repository"], run["pr_number"]) == ("ci_fix", "api", 1)
     assert run["parent_run_id"] == openers["api"]["run_id"]

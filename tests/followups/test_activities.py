@@ -43,12 +43,13 @@ def test_one_client_per_repository_each_with_its_own_url_token_and_account(
                            await fu.service_login("acme/api"), await fu.service_login("acme/elsewhere")],
             }
             await activities.aclose()
+            out["closed"] = [web._rest.http.is_closed, api._rest.http.is_closed]  # type: ignore[attr-defined]
             return out
 
         out = asyncio.run(use())
     assert activities.keys == ["acme/web", "acme/api"] and activities.talks_to_github
     assert not activities.configured("acme/elsewhere") and activities.get("acme/elsewhere") is None
-    assert out["web_pr"] == out["api_pr"] == "none"
+    assert out["web_pr"] == out["api_pr"] == "none" and out["closed"] == [True, True]
     web_paths = [r.path for r in gh_web.requests]
     api_paths = [r.path for r in gh_api.requests]
     assert web_paths == ["/repos/acme/web/collaborators/nobody/permission", "/user"]  # GET /user once
