@@ -9,8 +9,10 @@ is created and migrated by `migrate.upgrade_schema` (versioned migrations under 
 
 No secret is ever stored: every text the store writes (the ticket copy, step details, log lines,
 the run's error and other fields) first goes through `redact` (set by the composition root to the
-outbound scanner's: app/services/outbound_scan.py). Step details are redacted string by string
-before they are serialised (JSON escaping could otherwise split a value), then once more as a whole.
+outbound scanner's: app/services/outbound_scan.py), once: a text `redact` already returned
+(`RedactedText`, e.g. the engine's ticket copy) is not scanned again. Step details are redacted
+string by string before they are serialised (JSON escaping could otherwise split a value), then
+once more as a whole.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from app.services.runner.store_base import (
     ACTIVE_STATUSES,
     UNSET,
     LogLine,
+    RedactedText,
     RunDetail,
     RunRow,
     StepDetail,
@@ -52,8 +55,7 @@ class SqlRunStore(AcceptQueries):
 
     def __init__(self, engine: sa.Engine, redact: Callable[[str], str] | None = None) -> None:
         self.engine = engine
-        # Every text written goes through this (the outbound scanner's `redact` in the service).
-        self.redact: Callable[[str], str] = redact or (lambda text: text)
+        self.redact = redact or (lambda text: text)
         # (workflow id, DBOS step id) -> agent calls recorded without a call id in this execution.
         self._calls: dict[tuple[str, int], int] = {}
         self._calls_lock = threading.Lock()
@@ -72,6 +74,23 @@ class SqlRunStore(AcceptQueries):
         return dialect.insert(table)
 
     # ----- redaction -----
+    @property
+    def redact(self) -> Callable[[str], str]:
+        """What every text written goes through: the scanner's redaction (the outbound scanner's in
+        the service), applied once. Its result is a `RedactedText`, which it hands back as it is:
+        the engine's ticket copy (redacted through the store for the DBOS handoff) is stored by the
+        accept without a second scan. A plain `str` is always scanned."""
+        return self._redact_once
+
+    @redact.setter
+    def redact(self, scan: Callable[[str], str]) -> None:
+        self._scan = scan
+
+    def _redact_once(self, text: str) -> str:
+        if type(text) is RedactedText:
+            return text
+        return RedactedText(self._scan(text))
+
     def _clean(self, value: Any) -> Any:
         if isinstance(value, str):
             return self.redact(value)

@@ -52,6 +52,17 @@ class Unset:
 UNSET: Final = Unset()
 
 
+class RedactedText(str):
+    """A text the run store's `redact` returned: the store writes it as it is instead of scanning it
+    a second time (redacting its own output changes nothing while the secrets are the same; it is
+    meant for a text written right after it was made). That is the ticket copy of an accept: the
+    engine redacts it through the store because the same text is handed to DBOS, then `accept_run`
+    stores it. Only the store makes one; any text made from it (sliced, joined, formatted, parsed)
+    is a plain `str` again, and a plain `str` is always scanned."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True, slots=True)
 class RunRow:
     """One run's record without its steps (`get_run` gives the full `RunView`). Times are epoch
@@ -251,5 +262,5 @@ class RunStore(Protocol):
         ...
 
 
-__all__ = ["ACTIVE_STATUSES", "UNSET", "LogLine", "NewRun", "RunDetail", "RunRow", "RunStore", "StepDetail",
-           "Unset"]
+__all__ = ["ACTIVE_STATUSES", "UNSET", "LogLine", "NewRun", "RedactedText", "RunDetail", "RunRow", "RunStore",
+           "StepDetail", "Unset"]

@@ -6,6 +6,7 @@ files are searched byte for byte), the PR or Jira; a clean change still goes thr
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
@@ -165,3 +166,33 @@ class TestCleanChange:
         assert run["status"] == "succeeded", run["error"]
         assert remote_sha(svc.remote, "ticket/proj-75") is not None and len(prs) == 1
         assert git(svc.remote, "show", "ticket/proj-75:greeting.txt") == "hello\n"
+
+
+class TestSecretInTheTicket:
+    def test_the_delivered_ticket_is_redacted_once_for_the_record_and_the_queue(self, tmp_path: Path) -> None:
+        # The same copy goes into the run record and to DBOS as the workflow's input (both in the
+        # SQLite file searched below): redacted once, by the store, on the way in.
+        with running_service(tmp_path, GH_TOKEN=GH_TOKEN) as svc:
+            store = svc.services.store
+            scan, scans = svc.services.deps.scanner.redact, []
+
+            def counting(text: str) -> str:
+                scans.append(text)
+                return scan(text)
+
+            store.redact = counting
+            run = svc.run("PROJ-77", summary=f"use the token {GH_TOKEN} please")
+            prompts = [c.prompt for c in svc.claude.calls]
+            _assert_not_in_records(svc, GH_TOKEN)
+        assert run["status"] == "succeeded", run["error"]
+        assert prompts and "[redacted:GH_TOKEN]" in prompts[0] and GH_TOKEN not in prompts[0]
+        copies = [t for t in scans if _is_ticket(t, "PROJ-77")]
+        assert len(copies) == 1  # the engine's copy, stored by the accept as it is
+
+
+def _is_ticket(text: str, key: str) -> bool:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and data.get("key") == key and "summary" in data

@@ -39,3 +39,28 @@ def test_no_write_path_stores_the_value(tmp_path: Path) -> None:
     for path in tmp_path.iterdir():  # the database and its -wal/-shm files
         data = path.read_bytes()
         assert SECRET.encode() not in data and b64.encode() not in data, path.name
+
+
+def test_the_engines_ticket_copy_is_scanned_once_and_plain_text_always(tmp_path: Path) -> None:
+    """`RunEngine.submit` redacts the ticket copy through the store (the same text goes to DBOS) and
+    `accept_runs` stores it: one scan, not two. A plain text handed to the accept is still scanned,
+    and so is anything made from a redacted text."""
+    scanner = SecretScanner({"ANTHROPIC_API_KEY": SECRET})
+    scans: list[str] = []
+
+    def scan(text: str) -> str:
+        scans.append(text)
+        return scanner.redact(text)
+
+    store = SqlRunStore(make_engine(f"sqlite:///{tmp_path / 'runs.sqlite'}"), redact=scan)
+    store.create_schema()
+    ticket = f'{{"key": "PROJ-3", "summary": "{SECRET}"}}'
+    copy = store.redact(ticket)  # what the engine does
+    store.accept_runs([NewRun(run_id="PROJ-3:1", ticket="PROJ-3", ticket_json=copy, dedup_key="PROJ-3"),
+                       NewRun(run_id="PROJ-3:2", ticket="PROJ-3", ticket_json=ticket, dedup_key="PROJ-3b")])
+    assert scans == [ticket, ticket]  # the engine's copy once; the plain text by the accept
+    rows = [store.get_run_row(run_id) for run_id in ("PROJ-3:1", "PROJ-3:2")]
+    assert [r.ticket_json if r else None for r in rows] == [copy, copy]
+    assert copy == '{"key": "PROJ-3", "summary": "[redacted:ANTHROPIC_API_KEY]"}'
+    assert SECRET not in store.redact(copy + SECRET) and SECRET not in store.redact(f"{copy[:5]}{SECRET}")
+    store.dispose()
