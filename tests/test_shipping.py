@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from app.config import Settings
+from app.config import REPOSITORY_TOKEN_PREFIX, Settings
 from app.errors import ConfigError
 from tests.procs import run_captured
 
@@ -163,7 +163,11 @@ class TestEnvExample:
         assert not missing, f".env.example lacks contract variables {missing}"
 
     def test_names_are_settings_or_known_compose_variables(self) -> None:
-        unknown = set(example_assignments()) - settings_aliases() - COMPOSE_NAMES - {"ANTHROPIC_BASE_URL"}
+        # GH_TOKEN_<NAME>: a repository's own token, named by REPOSITORIES_FILE's token_env.
+        tokens = {n for n in example_assignments() if n.startswith(REPOSITORY_TOKEN_PREFIX)}
+        assert tokens, "the template shows no GH_TOKEN_<NAME> of its repositories example"
+        unknown = (set(example_assignments()) - settings_aliases() - COMPOSE_NAMES - tokens
+                   - {"ANTHROPIC_BASE_URL"})
         assert not unknown, f".env.example names that nothing reads: {sorted(unknown)}"
 
     def test_groups_required_before_optional_and_production_items_are_active(self) -> None:
