@@ -7,9 +7,11 @@ run nor holds it; ticket and agent text end up as plain ADF text, redacted."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -220,10 +222,13 @@ class TestHostileText:
 
 
 class TestOperatorCancel:
-    def test_a_cancelled_run_says_so_in_its_comment(self, tmp_path: Path, jira: FakeJira) -> None:
+    @pytest.mark.parametrize("where", ["api", "dashboard"])
+    def test_a_cancelled_run_says_so_in_its_comment(self, tmp_path: Path, jira: FakeJira, where: str) -> None:
         # An operator's cancel ends the run without a report step: the comment that said
-        # "working" must end saying the run was cancelled (edited in place, not a second one).
-        with running_service(tmp_path, {"delay_s": 5, "tickets": {}}, **_env(jira)) as svc:
+        # "working" must end saying the run was cancelled (edited in place, not a second one),
+        # whether the runs API or the dashboard's button cancelled it.
+        with running_service(tmp_path, {"delay_s": 5, "tickets": {}}, OPERATOR_TOKEN=OP, **_env(jira)) as svc:
+            svc.client.headers["Authorization"] = f"Bearer {OP}"
             run_id = svc.deliver("PROJ-63")["run_id"]
             deadline = time.monotonic() + 20
             while step_status(svc, run_id, "implement") != "running" and time.monotonic() < deadline:
@@ -232,10 +237,11 @@ class TestOperatorCancel:
             assert hub is not None
             svc.client.portal.call(hub.idle)  # "working" has been published
             assert "working on it" in jira.comment_texts("PROJ-63")[0]
-            cancelled = svc.client.post(f"/runs/{run_id}/cancel")
+            cancelled = (svc.client.post(f"/runs/{run_id}/cancel") if where == "api"
+                         else _dashboard_cancel(svc, run_id))
             svc.client.portal.call(hub.idle)  # the cancel's edit is in the background
             svc.claude.delay_s = 0
-        assert cancelled.status_code == 202
+        assert cancelled.status_code == (202 if where == "api" else 303)
         (comment,) = _ours(jira, "PROJ-63")
         assert len(_posts(jira, "PROJ-63")) == 1 and has_marker(comment["body"], run_id)
         (text,) = jira.comment_texts("PROJ-63")
@@ -246,3 +252,23 @@ class TestOperatorCancel:
 def step_status(svc: Any, run_id: str, name: str) -> str | None:
     steps = {s["name"]: s["status"] for s in svc.client.get(f"/runs/{run_id}").json()["steps"]}
     return steps.get(name)
+
+
+OP = "operator-token-0123456789abcdef"
+
+
+def _dashboard_cancel(svc: Any, run_id: str) -> Any:
+    """Sign in to the dashboard and press the run page's cancel button (form, CSRF, same origin)."""
+    origin = {"Origin": "http://testserver"}
+
+    def csrf(path: str) -> str:
+        found = re.search(r'name="csrf_token" value="([^"]+)"', svc.client.get(path).text)
+        assert found, path
+        return found.group(1)
+
+    form = {"csrf_token": csrf("/ui/login"), "token": OP, "next": "/ui/runs"}
+    signed_in = svc.client.post("/ui/login", data=form, headers=origin, follow_redirects=False)
+    assert signed_in.status_code == 303, signed_in.text
+    page = f"/ui/runs/{quote(run_id, safe='')}"
+    return svc.client.post(f"{page}/cancel", data={"csrf_token": csrf(page)}, headers=origin,
+                           follow_redirects=False)
