@@ -1,16 +1,20 @@
 """Fair shares between repositories: a burst of tickets for one repository does not take every slot.
 
-Each process works on at most MAX_CONCURRENT_RUNS runs at once (`total`); a repository with a
-`max_concurrent_runs` share takes at most that many of them. A run takes its repository's share
-first and a slot of the total second, so a run waiting for its own repository holds nothing the
-others need. The DBOS queue lets more runs start than MAX_CONCURRENT_RUNS (MAX_CONCURRENT_RUNS per
-repository, `queue_concurrency`) so that runs of the other repositories are taken from the queue
-while one repository's burst waits for its share here.
+Two layers:
+- **The queue** (app/services/runner/engine.py): each run's repository is decided before it is
+  handed to the DBOS queue and is its partition there; a worker takes at most MAX_CONCURRENT_RUNS
+  runs of each partition and `queue_concurrency` in all, so another repository's runs are
+  dequeued however many runs of one repository wait ahead of them (DBOS visits the partitions in
+  random order on each poll).
+- **The work** (`RepositorySlots`, here): each process works on at most MAX_CONCURRENT_RUNS runs at
+  once (`total`); a repository with a `max_concurrent_runs` share takes at most that many of them.
+  A run takes its repository's share first and a slot of the total second, so a run waiting for
+  its own repository holds nothing the others need.
 
-Limits, honestly: the shares are per process (like the queue's worker concurrency), and the queue
-itself is first in, first out: a burst bigger than `queue_concurrency` still fills the queue's
-slots with runs of one repository until they drain (routing happens when a run starts, so the
-queue cannot tell repositories apart before that).
+Limits, honestly: the shares are per process (like the queue's worker concurrency); a run waiting
+for its share or for the total still holds one of its partition's queue slots (at most
+MAX_CONCURRENT_RUNS per repository); and the partition is decided from the ticket when it is
+handed off, so a ticket whose routing fields change while it waits keeps the repository it got.
 """
 
 from __future__ import annotations

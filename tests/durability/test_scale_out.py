@@ -138,7 +138,13 @@ def test_dead_host_runs_finish_elsewhere_after_recover(
                 APP_VERSION="1", DATABASE_URL=pg_database, MAX_CONCURRENT_RUNS="4",
                 JIRA_BASE_URL=jira.base_url, JIRA_EMAIL=jira.email, JIRA_API_TOKEN=jira.token)
             moved = recover_cli(tmp_path / "recover", rec_env, "host-a")
-            assert [r.path for r in jira.requests] == ["/rest/api/3/myself"] * 2  # it did wait for Jira
+            paths = [r.path for r in jira.requests]
+            assert paths[:2] == ["/rest/api/3/myself"] * 2  # it did wait for Jira
+            # Then it decided the moved runs before handing them off (each read from Jira, where
+            # the ticket routes): reads only, of the dead host's tickets.
+            assert {r.method for r in jira.requests} == {"GET"}, paths
+            issues = {p.split("/")[5] for p in paths if p.startswith("/rest/api/3/issue/")}
+            assert issues == set(dead), paths
         after_recover = workflow_executors(pg_database)
     finally:
         b.resume()

@@ -4,7 +4,10 @@ Intake's only durable write is the run record (`RunStore.accept_run`, status `qu
 NULL). One dispatcher task per engine (per host) then enqueues such records on the DBOS queue, a
 batch in one transaction, each under the run's own id as workflow id (a second handoff of the same
 run - after a crash between enqueue and mark, or by two hosts at once - finds the workflow that
-exists and starts nothing), and marks the batch `enqueued_at` in one UPDATE. It is
+exists and starts nothing), and marks the batch `enqueued_at` in one UPDATE. Before that, outside
+any write lock, `prepare` turns each record into its `Handoff`: the engine decides the run's options
+there (the ticket as Jira has it, its repository: repo_steps.decide), because the repository is the
+run's partition of the queue (app/repositories/fairness.py). It is
 - woken at once by `accepted()` (intake in this process), and takes what accumulated meanwhile as
   one batch (a burst of deliveries becomes a few batches, not one wake-up each);
 - polling every `poll_sec` for records nobody handed off: those a host left when it died (kill -9
@@ -24,41 +27,80 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from app.services.runner.store_base import NewRun, RunStore
+from app.models import RunKind
+from app.services.runner.store_base import NewRun, RunRow, RunStore
 
 log = logging.getLogger(__name__)
 
 HOLD_ENV = "AUTO_CODE_TEST_DISPATCH_HOLD"
 BATCH = 50  # runs per handoff: one SELECT, one DBOS transaction and one UPDATE each; small enough
 # that an accept waiting behind a handoff (on SQLite they take turns) waits tens of ms, not hundreds
-# Enqueue = fn([(run_id, ticket_json), ...]): put the runs on the DBOS queue in one transaction,
-# skipping any whose workflow exists (idempotent per run id).
-Enqueue = Callable[[list[tuple[str, str]]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An accepted record not yet on the queue: what deciding its handoff needs."""
+
+    run_id: str
+    ticket_json: str
+    parent_run_id: str | None = None
+    kind: RunKind = "ticket"
+
+    @classmethod
+    def of(cls, record: NewRun | RunRow) -> Pending:
+        return cls(record.run_id, record.ticket_json, record.parent_run_id, record.kind)
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """One run as it goes on the queue: its workflow's arguments and its partition (None: the
+    queue's only one)."""
+
+    run_id: str
+    args: tuple[object, ...]
+    partition: str | None = None
+
+
+# Prepare = fn(pending): each record's Handoff, in order (no write; it must not raise for one bad
+# record: a run that cannot be decided is handed off to end visibly failed).
+Prepare = Callable[[list[Pending]], Awaitable[list[Handoff]]]
+# Enqueue = fn(handoffs): put the runs on the DBOS queue in one transaction, skipping any whose
+# workflow exists (idempotent per run id).
+Enqueue = Callable[[list[Handoff]], Awaitable[None]]
+
+
+async def plain(batch: list[Pending]) -> list[Handoff]:
+    """The Prepare with nothing to decide: the ticket is the workflow's one argument."""
+    return [Handoff(p.run_id, (json.loads(p.ticket_json),)) for p in batch]
 
 
 class Dispatcher:
     """`run()` as a task for the engine's lifetime; `accepted(new)` after each accepted record."""
 
     def __init__(self, store: RunStore, enqueue: Enqueue, *, poll_sec: float, grace_sec: float,
-                 hold: str | None = None, gate: asyncio.Lock | None = None) -> None:
+                 prepare: Prepare = plain, hold: str | None = None,
+                 gate: asyncio.Lock | None = None) -> None:
         self.store = store
         self.gate = gate  # taken around each write (the store's write_gate on SQLite)
+        self.prepare = prepare
         self.enqueue = enqueue
         self.poll_sec = poll_sec
         self.grace_sec = grace_sec
         self._hold = hold if hold is not None else os.environ.get(HOLD_ENV)
-        self._fresh: list[tuple[str, str]] = []  # (run_id, ticket_json) accepted here, not handed off
+        self._fresh: list[Pending] = []  # accepted here, not handed off yet
         self._wake = asyncio.Event()
 
     def accepted(self, new: NewRun) -> None:
         """A record `new` was just inserted by this process: hand it off at the next turn of the loop."""
-        self._fresh.append((new.run_id, new.ticket_json))
+        self._fresh.append(Pending.of(new))
         self._wake.set()
 
     async def flush(self) -> None:
@@ -85,21 +127,22 @@ class Dispatcher:
     async def _leftovers(self, created_before: float | None) -> None:
         while True:
             rows = await self.store.undispatched(limit=BATCH, created_before=created_before)
-            handed = await self._hand_off([(r.run_id, r.ticket_json) for r in rows]) if rows else 0
+            handed = await self._hand_off([Pending.of(r) for r in rows]) if rows else 0
             if len(rows) < BATCH or handed == 0:
                 return
 
-    async def _hand_off(self, batch: list[tuple[str, str]]) -> int:
+    async def _hand_off(self, batch: list[Pending]) -> int:
         await self._maybe_hold("before")
         try:
+            handoffs = await self.prepare(batch)  # outside the write gate: it may read Jira
             async with self.gate or contextlib.nullcontext():
-                await self.enqueue(batch)
+                await self.enqueue(handoffs)
         except Exception as exc:  # left unmarked: the poll hands them off later
             log.warning("dispatch_enqueue_failed", extra={"count": len(batch), "error": repr(exc)})
             return 0
         await self._maybe_hold("after_enqueue")
         async with self.gate or contextlib.nullcontext():
-            await self.store.mark_enqueued([run_id for run_id, _ in batch])
+            await self.store.mark_enqueued([p.run_id for p in batch])
         log.debug("runs_dispatched", extra={"count": len(batch)})
         return len(batch)
 

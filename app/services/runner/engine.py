@@ -31,7 +31,8 @@ from app.config import Settings
 from app.errors import BadRequest, NotFound
 from app.models import RunKind, SubmitResult, Ticket
 from app.services.runner.deps import PipelineDeps
-from app.services.runner.dispatch import Dispatcher
+from app.services.runner.dispatch import Dispatcher, Handoff, Pending
+from app.services.runner.models import RunRef
 from app.services.runner.reconcile import Reconciled, reconcile_forever, reconcile_once
 from app.services.runner.store_async import AsyncRunStore
 from app.services.runner.store_base import NewRun, RunRow
@@ -39,7 +40,16 @@ from app.services.runner.workflow import TicketRunner
 
 log = logging.getLogger(__name__)
 
-QUEUE_NAME = "tickets"
+# The runs' queue, partitioned by repository (each repository's runs are dequeued on their own, see
+# app/repositories/fairness.py). "tickets" was its unpartitioned name before: a database that still
+# has runs there drains them (DBOS works every queue it has recorded); an empty one is dropped.
+QUEUE_NAME = "runs"
+LEGACY_QUEUE_NAME = "tickets"
+# The partition of runs no repository takes (needs_routing, or a ticket that could not be read):
+# parentheses are never in a repository's name.
+UNROUTED = "(unrouted)"
+# Runs decided at once by one handoff (each may read the ticket from Jira).
+DECIDE_CONCURRENCY = 8
 # The dispatcher's poll for records nobody handed off (a dead host's, seconds): one indexed query.
 DISPATCH_POLL_SEC = 1.0
 # A record this old (seconds) that its own host has not handed off is taken by any host.
@@ -80,8 +90,9 @@ class RunEngine:
         self.runner = get_ticket_runner()
         self.queue: Any = None
         self._reconciler: asyncio.Task[None] | None = None
-        self.dispatcher = Dispatcher(self.store, self._enqueue, poll_sec=DISPATCH_POLL_SEC,
-                                     grace_sec=DISPATCH_GRACE_SEC, gate=self.store.write_gate)
+        self.dispatcher = Dispatcher(self.store, self._enqueue, prepare=self._decide,
+                                     poll_sec=DISPATCH_POLL_SEC, grace_sec=DISPATCH_GRACE_SEC,
+                                     gate=self.store.write_gate)
         self._dispatching: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -97,13 +108,18 @@ class RunEngine:
         revision = self.store.sync.create_schema(then=DBOS.launch)
         self.queue = await DBOS.register_queue_async(
             QUEUE_NAME,
-            # MAX_CONCURRENT_RUNS per repository: the pipeline itself holds the total and each
+            # One partition per repository, MAX_CONCURRENT_RUNS runs of each taken at once, up to
+            # MAX_CONCURRENT_RUNS per repository in all: the pipeline itself holds the total and each
             # repository's share (app/repositories/fairness.py); one repository = as before.
             worker_concurrency=self.deps.queue_concurrency,
+            partition_worker_concurrency=min(self.settings.max_concurrent_runs,
+                                             self.deps.queue_concurrency),
             polling_interval_sec=self.settings.queue_poll_interval_sec,
             # The queue's limits live in the database and apply to every host; only workers set them.
             on_conflict="update_if_latest_version" if worker else "never_update",
         )
+        if worker:
+            await self._drop_legacy_queue()
         log.info("engine_started", extra={"executor_id": self.settings.executor_id, "schema": revision,
                                           "app_version": self.settings.app_version, "queue_worker": worker})
         await self.reconcile()
@@ -146,7 +162,25 @@ class RunEngine:
         log.info("run_queued", extra={"ticket": ticket.key, "run_id": new.run_id, "kind": kind})
         return SubmitResult(status="queued", run_id=new.run_id)
 
-    async def _enqueue(self, batch: list[tuple[str, str]]) -> None:
+    async def _decide(self, batch: list[Pending]) -> list[Handoff]:
+        """The dispatcher's `prepare`: each run's options decided now (the ticket as Jira has it,
+        its repository: repo_steps.decide, no write), so the run goes on its repository's partition
+        with them as its workflow's input. A run that cannot be decided gets options that end it
+        visibly failed (decide_safely): the batch is never stuck on one record."""
+        room = asyncio.Semaphore(DECIDE_CONCURRENCY)
+
+        async def one(p: Pending) -> Handoff:
+            data = json.loads(p.ticket_json)
+            run = RunRef(run_id=p.run_id, ticket=Ticket.model_validate(data))
+            async with room:
+                opts = await self.runner.decide_safely(run, parent_run_id=p.parent_run_id, kind=p.kind)
+            decided = opts.repository and opts.unroutable is None and opts.not_started is None
+            return Handoff(p.run_id, (data, opts.model_dump(mode="json")),
+                           opts.repository if decided else UNROUTED)
+
+        return list(await asyncio.gather(*(one(p) for p in batch)))
+
+    async def _enqueue(self, batch: list[Handoff]) -> None:
         """The dispatcher's handoff of a batch of records, in one transaction: each workflow's id is
         its run's, and a workflow that exists is skipped, so handing a run off again starts nothing
         new. This is DBOS's own batch enqueue (its Kafka consumer's: `prepare_enqueued_workflow` +
@@ -155,12 +189,27 @@ class RunEngine:
         dbos = _dbos_instance()
 
         def write() -> None:
-            statuses = [prepare_enqueued_workflow(dbos, self.runner.run_ticket, (json.loads(data),), {},
-                                                  queue_name=QUEUE_NAME, workflow_id=run_id)
-                        for run_id, data in batch]
+            statuses = [prepare_enqueued_workflow(dbos, self.runner.run_ticket, h.args, {},
+                                                  queue_name=QUEUE_NAME, workflow_id=h.run_id,
+                                                  queue_partition_key=h.partition or UNROUTED)
+                        for h in batch]
             dbos._sys_db.init_workflows(statuses)
 
         await asyncio.to_thread(write)
+
+    async def _drop_legacy_queue(self) -> None:
+        """The unpartitioned queue of older versions: left to drain while it holds runs (DBOS works
+        every queue it has recorded), dropped once empty so no thread polls it for nothing."""
+        names = {q.name for q in await DBOS.list_queues_async()}
+        if LEGACY_QUEUE_NAME not in names:
+            return
+        left = await DBOS.list_workflows_async(queue_name=LEGACY_QUEUE_NAME,
+                                               status=["ENQUEUED", "PENDING"], limit=1,
+                                               load_input=False, load_output=False)
+        if left:
+            log.warning("legacy_queue_draining", extra={"queue": LEGACY_QUEUE_NAME})
+            return
+        await DBOS.delete_queue_async(LEGACY_QUEUE_NAME)
 
     async def cancel(self, run_id: str) -> None:
         """End an active run `cancelled`. The record goes first: it releases the dedup key at once, and
@@ -207,7 +256,7 @@ class RunEngine:
         pending = await DBOS.list_workflows_async(status="PENDING", executor_id=dead_executor_id)
         moved: list[dict[str, str]] = []
         for wf in pending:
-            if wf.queue_name != QUEUE_NAME:
+            if wf.queue_name not in (QUEUE_NAME, LEGACY_QUEUE_NAME):
                 continue
             row = await self.store.get_run_row(wf.workflow_id)
             await DBOS.cancel_workflow_async(wf.workflow_id)

@@ -83,6 +83,8 @@ class RunOptions(Frozen):
     ticket: Ticket | None = None
     # A follow-up on the PR the ticket's run opened (issue 11, app/followups/walk.py), from the record.
     kind: RunKind = "ticket"
+    # What routing has to say on the run's log when it starts ((level, text): "routed to ...").
+    notes: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_settings(cls, s: Settings) -> RunOptions:

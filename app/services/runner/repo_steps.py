@@ -1,32 +1,44 @@
-"""Which repository a run works on, and what that repository brings: the routing part of `start`,
-the `configure` step (the repository's own file on its base branch) and the end of a run that no
-single repository takes (`not_started`: `needs_routing`, or a ticket Jira would not give us).
+"""Which repository a run works on, and what that repository brings: the routing (`decide`, then
+`settle` in `start`), the `configure` step (the repository's own file on its base branch) and the end
+of a run that no single repository takes (`not_started`: `needs_routing`, or a ticket Jira would not
+give us).
 
-`shape(run)` runs inside the recorded `start` step: it reads the ticket from Jira when credentials
-are set (the delivery's copy may be only a key), routes it (app/repositories/routing.py: rules, never
-the model), records the repository on the run, and returns the RunOptions that fix the run's shape -
-repository, gates, limits, commands, budget - so a replay after a crash takes the same repository
-with the same settings whatever the configuration says by then.
+`decide(run)` reads the ticket from Jira when credentials are set (the delivery's copy may be only a
+key), routes it (app/repositories/routing.py: rules, never the model) and returns the RunOptions
+that fix the run's shape - repository, gates, limits, commands, budget. The dispatcher calls it
+before it hands the run to the queue, because the repository is the run's queue partition (a burst
+for one repository must not take every queue slot, app/repositories/fairness.py); the options
+travel as the workflow's input, so a replay after a crash takes the same repository with the same
+settings whatever the configuration says by then. `start` records them on the run (`settle`).
 """
 
 from __future__ import annotations
 
+import logging
+
 from dbos import DBOS
 
 from app.errors import AutoCodeError
+from app.models import RunKind
 from app.repositories.in_repo import IN_REPO_FILE, Effective, InRepoFileError, effective
 from app.repositories.routing import Routed, Unroutable
 from app.services.runner.errors import StepFailed
 from app.services.runner.models import RunOptions, RunRef, Unrouted, WorktreeRef
 from app.services.runner.record import StepBase
 
+log = logging.getLogger(__name__)
+
 
 class RepoSteps(StepBase):
-    async def shape(self, run: RunRef) -> RunOptions:
-        """The run's options (see the module docstring). Called by `start`, inside its DBOS step."""
+    async def decide(self, run: RunRef, *, parent_run_id: str | None = None,
+                     kind: RunKind = "ticket") -> RunOptions:
+        """The run's options (see the module docstring), with no write: the dispatcher calls this
+        before the run is handed to the queue (its repository is the queue partition, fairness.py),
+        and the `start` step records what it decided (`settle`). `parent_run_id`: a follow-up works
+        in its parent run's repository. What `start` should log goes in `notes`."""
         d = self.d
         assert d.repositories is not None  # PipelineDeps sets it
-        ticket = None
+        ticket, notes = None, []
         if d.issues is not None:
             custom = tuple(sorted({r.field for c in d.repositories.configs for r in c.routes if r.field}))
             try:
@@ -34,30 +46,60 @@ class RepoSteps(StepBase):
             except AutoCodeError as exc:
                 if not (run.ticket.summary or run.ticket.description):
                     return RunOptions.from_settings(d.settings).model_copy(update={
+                        "kind": kind,
                         "not_started": d.scanner.redact(f"could not read {run.key} from Jira: {exc.detail}")})
-                await self.say(run, f"reading the ticket from Jira failed ({exc.detail}); working from the "
-                                    "delivery's copy", "warning", step="start")
+                notes.append(("warning", f"reading the ticket from Jira failed ({exc.detail}); working "
+                                         "from the delivery's copy"))
         seen = ticket or run.ticket
-        decision = await self._parent_repository(run) or d.repositories.route(seen)
+        decision = await self._parent_repository(parent_run_id) or d.repositories.route(seen)
         if isinstance(decision, Unroutable):
-            await self.say(run, f"not routed: {decision.reason}", "warning", step="start")
+            notes.append(("warning", f"not routed: {decision.reason}"))
             return RunOptions.from_settings(d.settings).model_copy(update={
-                "unroutable": Unrouted(reason=decision.reason, help=decision.help), "ticket": ticket})
+                "unroutable": Unrouted(reason=decision.reason, help=decision.help), "ticket": ticket,
+                "kind": kind, "notes": tuple(notes)})
         repo = d.repository(decision.repository).config
-        await d.store.update_run(run.run_id, repository=repo.name)
-        await self.say(run, f"routed to repository {repo.name} ({decision.why})", step="start")
+        notes.append(("info", f"routed to repository {repo.name} ({decision.why})"))
         opts = RunOptions(
             enable_setup=repo.enable_setup, enable_review=repo.enable_review, enable_lint=repo.enable_lint,
             enable_tests=repo.enable_tests, dry_run=d.settings.dry_run, gate_max_rounds=repo.gate_max_rounds,
             repository=repo.name, routed_by=decision.why, base_branch=repo.base_branch,
-            budget_usd=repo.budget_usd, in_repo_overrides=tuple(repo.in_repo_overrides), ticket=ticket)
+            budget_usd=repo.budget_usd, in_repo_overrides=tuple(repo.in_repo_overrides), ticket=ticket,
+            kind=kind, notes=tuple(notes))
         return opts.with_commands(repo.setup_command, repo.lint_command, repo.test_command, repo.instructions)
 
-    async def _parent_repository(self, run: RunRef) -> Routed | None:
-        """A follow-up run (CI or review fix of a PR) works in its parent run's repository."""
+    async def decide_safely(self, run: RunRef, *, parent_run_id: str | None = None,
+                            kind: RunKind = "ticket") -> RunOptions:
+        """`decide`, and a run that cannot be decided (a bug, an unknown parent) ends visibly failed
+        instead of blocking the dispatcher's batch on every pass."""
+        try:
+            return await self.decide(run, parent_run_id=parent_run_id, kind=kind)
+        except Exception as exc:
+            log.exception("run_decide_failed", extra={"run_id": run.run_id})
+            return RunOptions.from_settings(self.d.settings).model_copy(update={
+                "kind": kind, "not_started": self.d.scanner.redact(
+                    f"internal error while routing the ticket: {type(exc).__name__}: {exc}")})
+
+    async def shape(self, run: RunRef) -> RunOptions:
+        """`decide` then `settle`, inside the `start` step: for a run handed to the queue without
+        its options (by a version before routing moved to the dispatcher)."""
         record = await self.d.store.get_run_row(run.run_id)
         parent = record.get("parent_run_id") if record is not None else None
-        if not isinstance(parent, str) or not parent:
+        kind = record.get("kind") if record is not None else None
+        opts = await self.decide(run, parent_run_id=parent if isinstance(parent, str) else None,
+                                 kind=kind if kind in ("ci_fix", "review_fix") else "ticket")
+        await self.settle(run, opts)
+        return opts
+
+    async def settle(self, run: RunRef, opts: RunOptions) -> None:
+        """Record what `decide` chose on the run (its repository, its notes), inside `start`."""
+        if opts.repository and opts.unroutable is None and opts.not_started is None:
+            await self.d.store.update_run(run.run_id, repository=opts.repository)
+        for level, text in opts.notes:
+            await self.say(run, text, level, step="start")
+
+    async def _parent_repository(self, parent: str | None) -> Routed | None:
+        """A follow-up run (CI or review fix of a PR) works in its parent run's repository."""
+        if not parent:
             return None
         parent_row = await self.d.store.get_run_row(parent)
         name = parent_row.get("repository") if parent_row is not None else None

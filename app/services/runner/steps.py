@@ -36,19 +36,19 @@ from app.services.runner.repo_steps import RepoSteps
 
 class WorkSteps(RepoSteps):
     @DBOS.step()
-    async def start(self, run: RunRef) -> RunOptions | None:
-        """Mark the run running and fix its shape (RunOptions: recorded, so a replay keeps it). The
-        record is intake's, written before the workflow existed; None when it has ended already
-        (cancelled while it waited in the queue): the workflow then does nothing."""
+    async def start(self, run: RunRef, shaped: RunOptions | None = None) -> RunOptions | None:
+        """Mark the run running and fix its shape (RunOptions: recorded, so a replay keeps it):
+        `shaped`, what the dispatcher decided before the handoff (repo_steps.decide), recorded on
+        the run here; else decided now (a run handed off by an older version). The record is
+        intake's, written before the workflow existed; None when it has ended already (cancelled
+        while it waited in the queue): the workflow then does nothing."""
         if not await self.d.store.start_run(run.run_id):
             return None
         await self.say(run, "run_started", step="start")
-        opts = await self.shape(run)  # the ticket as Jira has it, its repository, and what it brings
-        record = await self.d.store.get_run_row(run.run_id)  # a follow-up's kind is on its record
-        kind = getattr(record, "kind", "ticket")  # (the fast tests' in-memory store keeps dicts)
-        if kind in ("ci_fix", "review_fix"):
-            opts = opts.model_copy(update={"kind": kind})
-        return opts
+        if shaped is None:
+            return await self.shape(run)  # the ticket as Jira has it, its repository, what it brings
+        await self.settle(run, shaped)
+        return shaped
 
     @DBOS.step()
     async def prepare(self, run: RunRef, opts: RunOptions | None = None) -> WorktreeRef:

@@ -54,15 +54,17 @@ class TicketRunner(WorkSteps, HoldSteps, FollowupWalk, DeliverySteps, DBOSConfig
         super().__init__(config_name=config_name)
 
     @DBOS.workflow()
-    async def run_ticket(self, ticket_data: dict[str, object]) -> str:
-        """The DBOS boundary: the ticket arrives as the JSON-able data intake enqueued."""
+    async def run_ticket(self, ticket_data: dict[str, object],
+                         shaped: dict[str, object] | None = None) -> str:
+        """The DBOS boundary: the ticket and the options the dispatcher decided (repo_steps.decide)
+        arrive as the JSON-able data it enqueued (`shaped` None: enqueued by an older version)."""
         run = RunRef(run_id=DBOS.workflow_id or "?", ticket=Ticket.model_validate(ticket_data))
         with bind_run(run.key, run.run_id):
-            return await self.pipeline(run)
+            return await self.pipeline(run, RunOptions.model_validate(shaped) if shaped else None)
 
-    async def pipeline(self, run: RunRef) -> str:
+    async def pipeline(self, run: RunRef, shaped: RunOptions | None = None) -> str:
         """The walk of one ticket; returns the run's final status."""
-        opts = await self.start(run)
+        opts = await self.start(run, shaped)
         if opts is None:  # its record ended before it started (a cancel while queued): no work
             log.info("run_not_started", extra={"reason": "record already final"})
             return "cancelled"

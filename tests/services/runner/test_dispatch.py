@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from app.services.runner.dispatch import Dispatcher
+from app.services.runner.dispatch import Dispatcher, Handoff
 from app.services.runner.store_base import NewRun, RunRow
 
 
@@ -42,11 +42,11 @@ class Queue:
     batches: list[list[str]] = field(default_factory=list)
     fail_next: int = 0
 
-    async def enqueue(self, batch: list[tuple[str, str]]) -> None:
+    async def enqueue(self, batch: list[Handoff]) -> None:
         if self.fail_next:
             self.fail_next -= 1
             raise ConnectionError("database briefly away")
-        self.batches.append([run_id for run_id, _ in batch])
+        self.batches.append([h.run_id for h in batch])
 
     @property
     def enqueued(self) -> list[str]:
