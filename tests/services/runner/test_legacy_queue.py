@@ -1,0 +1,78 @@
+"""An upgrade with runs still on the queue of the version before: the unpartitioned queue `tickets`
+whose workflows carry only the ticket (no options, no partition). They must still run to the end
+(DBOS works every queue recorded in its database; `start` decides the run itself), and the old
+queue is dropped only once nothing is left on it (engine._drop_legacy_queue).
+
+The old version's handoff is written here the way it wrote it: DBOS's batch enqueue of
+`run_ticket(ticket_data)` on `tickets`, under the run id, after intake's record."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+
+from dbos import DBOS
+from dbos._core import prepare_enqueued_workflow
+from dbos._dbos import _get_dbos_instance
+
+from app.models import Ticket
+from app.services.runner.engine import LEGACY_QUEUE_NAME, QUEUE_NAME, RunEngine
+from app.services.runner.store_base import NewRun
+from tests.services.runner.harness import Service, running_service, step
+
+
+def old_handoff(svc: Service, ticket: Ticket, *, app_version: str | None = None) -> str:
+    """What the version before did for one accepted delivery: the record, then the workflow on
+    `tickets` with the ticket as its only argument. `app_version`: written as another version's."""
+    engine, run_id = engine_of(svc), f"{ticket.key}:{uuid.uuid4()}"
+
+    async def write() -> None:
+        await DBOS.register_queue_async(LEGACY_QUEUE_NAME, worker_concurrency=1, polling_interval_sec=0.05)
+        new = NewRun(run_id=run_id, ticket=ticket.key, ticket_json=ticket.model_dump_json(),
+                     dedup_key=ticket.key)
+        assert await engine.store.accept_run(new) == run_id
+        await engine.store.mark_enqueued([run_id])  # handed off: the new dispatcher leaves it alone
+        dbos = _get_dbos_instance()
+        status = prepare_enqueued_workflow(dbos, engine.runner.run_ticket, (ticket.model_dump(mode="json"),),
+                                           {}, queue_name=LEGACY_QUEUE_NAME, workflow_id=run_id)
+        if app_version is not None:
+            status["app_version"] = app_version
+        await asyncio.to_thread(dbos._sys_db.init_workflows, [status])
+
+    svc.client.portal.call(write)  # type: ignore[union-attr]  # on the service's own loop
+    return run_id
+
+
+def queue_names(svc: Service) -> set[str]:
+    async def names() -> set[str]:
+        return {q.name for q in await DBOS.list_queues_async()}
+
+    return svc.client.portal.call(names)  # type: ignore[union-attr]
+
+
+def engine_of(svc: Service) -> RunEngine:
+    engine: Any = svc.app.state.services.runner
+    return engine  # type: ignore[no-any-return]
+
+
+def test_a_run_left_on_the_old_queue_runs_to_the_end_and_the_empty_queue_is_dropped(tmp_path: Path) -> None:
+    with running_service(tmp_path) as svc:
+        run_id = old_handoff(svc, Ticket(key="PROJ-301", summary="Left by the old version"))
+        run = svc.wait(run_id)
+        assert run["status"] == "succeeded", run["error"]
+        # `start` decided it (routed to the one repository of the settings) and said so.
+        assert step(run, "prepare")["detail"]["configure"]["routed_by"] == "default"
+        assert {QUEUE_NAME, LEGACY_QUEUE_NAME} <= queue_names(svc)
+        svc.client.portal.call(engine_of(svc)._drop_legacy_queue)  # type: ignore[union-attr]  # next start's
+        assert LEGACY_QUEUE_NAME not in queue_names(svc) and QUEUE_NAME in queue_names(svc)
+
+
+def test_the_old_queue_is_kept_while_it_holds_a_run(tmp_path: Path) -> None:
+    with running_service(tmp_path) as svc:
+        # Another version's run: this worker never takes it, so it stays on the queue.
+        run_id = old_handoff(svc, Ticket(key="PROJ-302", summary="Not ours to run"), app_version="0-old")
+        svc.client.portal.call(engine_of(svc)._drop_legacy_queue)  # type: ignore[union-attr]
+        assert LEGACY_QUEUE_NAME in queue_names(svc)
+        assert svc.client.get(f"/runs/{run_id}").json()["status"] == "queued"
