@@ -6,9 +6,10 @@ the ticket walk:
 
   begin (what for, the PR's counters, its head, the session) → skip? → claim the PR's branch (one
   follow-up per PR at a time; durable sleeps while another holds it) → gather (CI: failing jobs,
-  one re-run of each on this commit to tell flaky from broken; review: unanswered threads from
-  people allowed to steer) → nothing? → limits (stagnation: the same failing jobs after a fix;
-  rounds; the PR's budget) → prepare from the pushed branch (+ CI logs as files) → agent (resumed
+  one re-run of each on this commit to tell flaky from broken, waited for in recorded checks with
+  durable sleeps between them (ci_steps.py); review: unanswered threads from people allowed to
+  steer) → nothing? → limits (stagnation: the same failing jobs after a fix; rounds; the PR's
+  budget) → prepare from the pushed branch (+ CI logs as files) → agent (resumed
   session, else a fresh one) → gates → commit + push (a new commit on the branch) → answer on the
   PR (replies / comment; round counted) → cleanup → release → finish.
 
@@ -74,7 +75,7 @@ class FollowupWalk(FollowupSteps, DeliverySteps):
 
     async def _followup_claimed(self, run: RunRef, opts: RunOptions, ctx: FollowupContext) -> str:
         s = self.d.settings
-        m = await (self.followup_ci(run, ctx) if ctx.kind == "ci_fix" else self.followup_review(run, ctx))
+        m = await (self.gather_ci(run, ctx) if ctx.kind == "ci_fix" else self.followup_review(run, ctx))
         if m.nothing:
             await self.say(run, f"nothing to do: {m.nothing}", step="followup")
             return await self.finish(run, "no_changes" if not m.flaky else "succeeded", None)

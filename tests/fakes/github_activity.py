@@ -11,7 +11,9 @@ Serves (under the fake's prefix, for `/repos/{owner}/{repo}`):
 - `GET actions/jobs/{id}` (an Actions job; its id is its check run's id, as on GitHub);
   `GET actions/jobs/{id}/logs` → **302** to `/_logs/{id}` (a pre-signed download: no auth needed),
   which serves the plain-text log; `POST actions/jobs/{id}/rerun` → 201 and a new attempt whose
-  outcome `rerun_outcome` decides (default: the same conclusion again).
+  outcome `rerun_outcome` decides (default: the same conclusion again). With `hold_reruns` the new
+  attempt stays `in_progress` (no conclusion; left out of the completed jobs the service reads)
+  until the test calls `finish_reruns()` (with the fake's `lock` held).
 - `GET pulls/{n}/reviews`, `GET pulls/{n}/comments` (review comments: path, line, diff_hunk,
   in_reply_to_id), `POST pulls/{n}/comments/{id}/replies` → 201, `GET|POST issues/{n}/comments`.
 - `GET collaborators/{login}/permission` → `{permission, role_name, user}`; 404 for a stranger.
@@ -69,6 +71,8 @@ class PullActivity:
     reruns: list[int] = field(default_factory=list)
     # (job run, attempt) → the conclusion and log of a re-run; default: the same outcome again.
     rerun_outcome: Callable[[dict[str, Any], int], tuple[str, str]] | None = None
+    hold_reruns: bool = False  # True: a re-run stays in progress until finish_reruns()
+    held: list[tuple[dict[str, Any], str]] = field(default_factory=list)  # (job run, conclusion before)
     token_login: str = "auto-code-bot"  # who the API token writes as
 
     @property
@@ -181,6 +185,17 @@ class PullActivity:
         self.issue_comments.setdefault(number, []).append(comment)
         return comment
 
+    def finish_reruns(self) -> int:
+        """Complete every re-run held in progress (`hold_reruns`) as `rerun_outcome` decides; how
+        many. Call with the fake's `lock` held (the server thread reads the runs meanwhile)."""
+        held, self.held = self.held, []
+        for run, before in held:
+            run["status"] = "completed"
+            run["conclusion"] = before
+            if self.rerun_outcome is not None:
+                run["conclusion"], self.logs[run["id"]] = self.rerun_outcome(run, run["run_attempt"])
+        return len(held)
+
     def replies_to(self, number: int, comment_id: int) -> list[dict[str, Any]]:
         return [c for c in self.review_comments.get(number, []) if c.get("in_reply_to_id") == comment_id]
 
@@ -275,7 +290,10 @@ class PullActivity:
             return 404, {}, {"message": "Not Found"}
         self.reruns.append(run["id"])
         run["run_attempt"] += 1
-        if self.rerun_outcome is not None:
+        if self.hold_reruns:
+            self.held.append((run, run["conclusion"]))
+            run["status"], run["conclusion"] = "in_progress", None
+        elif self.rerun_outcome is not None:
             run["conclusion"], self.logs[run["id"]] = self.rerun_outcome(run, run["run_attempt"])
         return 201, {}, {}
 

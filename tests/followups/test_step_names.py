@@ -13,6 +13,8 @@ STEPS = (
     "followup_claim",
     "followup_release",
     "followup_ci",
+    "followup_ci_check",
+    "followup_ci_result",
     "followup_review",
     "followup_prepare",
     "followup_agent",
