@@ -261,3 +261,44 @@ def test_a_failed_round_pushes_nothing_and_says_so_on_the_pr(e2e, model, github,
     assert (
         note.startswith("auto-code could not address the failing CI in this round") and run["run_id"] in note
     )
+
+
+def test_a_rerun_that_does_not_finish_within_the_wait_counts_as_failing(
+    e2e, model, github, demo, monkeypatch
+) -> None:
+    """The wait's cap (RERUN_WAIT_SEC, 30 min) in small: the re-run stays in progress, the run looks
+    once at the start and once after each pause (each look a recorded step), then fixes the job."""
+    import sqlalchemy as sa
+
+    from app.followups import ci_steps
+
+    # Binary fractions, so the sum of the pauses meets the cap exactly (as 180 x 10 s meets 1800 s).
+    monkeypatch.setattr(ci_steps, "RERUN_POLL_SEC", 0.0625)
+    monkeypatch.setattr(ci_steps, "RERUN_WAIT_SEC", 0.25)
+    github.activity.hold_reruns = True  # never finished by this test
+    _script(model)
+    with followup_service(e2e, github, demo) as svc:
+        assert svc.run("PROJ-15")["status"] == "succeeded"
+        suite = svc.red_ci(1, [Job("test", "failure", LOG)])
+        run = svc.wait(
+            svc.queued("check_suite", check_suite_completed(github, suite, pr_number=1)), timeout=120
+        )
+        engine = sa.create_engine(svc.settings.system_database_url)
+        with engine.connect() as conn:
+            recorded = conn.execute(
+                sa.text("SELECT function_name FROM operation_outputs WHERE workflow_uuid = :w "
+                        "ORDER BY function_id"),
+                {"w": run["run_id"]},
+            ).scalars().all()
+        engine.dispose()
+    assert run["status"] == "succeeded", run["error"]
+    assert len(github.activity.reruns) == 1 and github.activity.held  # asked once, never finished
+    checks = f"/commits/{suite['head_sha']}/check-runs"
+    looks = [r for r in github.requests if r.method == "GET" and r.path.endswith(checks)]
+    assert len(looks) == 1 + 5  # followup_ci's own, then 1 + 0.25 / 0.0625 checks
+    ci = [n for n in recorded if n.startswith("FollowupSteps.followup_ci")]
+    assert ci == ["FollowupSteps.followup_ci", *["FollowupSteps.followup_ci_check"] * 5,
+                  "FollowupSteps.followup_ci_result"], recorded
+    assert requests_with(model, FOLLOWUP_CI)  # not flaky: the agent was asked to fix it
+    detail = next(s for s in run["steps"] if s["name"] == "followup")["detail"]
+    assert (detail["failing"], detail["rerun"], detail["flaky"]) == (["test"], ["test"], []), detail
