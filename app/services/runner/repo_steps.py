@@ -35,7 +35,14 @@ class RepoSteps(StepBase):
         """The run's options (see the module docstring), with no write: the dispatcher calls this
         before the run is handed to the queue (its repository is the queue partition, fairness.py),
         and the `start` step records what it decided (`settle`). `parent_run_id`: a follow-up works
-        in its parent run's repository. What `start` should log goes in `notes`."""
+        in its parent run's repository. What `start` should log goes in `notes`.
+
+        The options are the workflow's input and the start step's output, kept in DBOS's tables:
+        they are redacted (the ticket as Jira has it, the notes) as the record's copy is."""
+        opts = await self._decide(run, parent_run_id=parent_run_id, kind=kind)
+        return RunOptions.model_validate(self.d.scanner.redact_all(opts.model_dump(mode="json")))
+
+    async def _decide(self, run: RunRef, *, parent_run_id: str | None, kind: RunKind) -> RunOptions:
         d = self.d
         assert d.repositories is not None  # PipelineDeps sets it
         ticket, notes = None, []

@@ -196,3 +196,19 @@ def _is_ticket(text: str, key: str) -> bool:
     except ValueError:
         return False
     return isinstance(data, dict) and data.get("key") == key and "summary" in data
+
+
+class TestSecretInTheJiraCopy:
+    def test_the_ticket_read_from_jira_is_redacted_before_it_goes_to_dbos(
+        self, tmp_path: Path, jira: FakeJira
+    ) -> None:
+        # The dispatcher reads the ticket from Jira before the handoff (repo_steps.decide) and the
+        # options carrying that copy are the workflow's input (and the start step's output): the
+        # description pasted with a secret must not reach the SQLite file through them.
+        jira.set_issue("PROJ-78", summary="Rotate it", description=f"the old token was {GH_TOKEN}")
+        with running_service(tmp_path, **_env(jira)) as svc:
+            run = svc.run("PROJ-78", summary="")
+            prompts = [c.prompt for c in svc.claude.calls]
+            _assert_not_in_records(svc, GH_TOKEN)
+        assert run["status"] == "succeeded", run["error"]
+        assert prompts and "[redacted:GH_TOKEN]" in prompts[0] and GH_TOKEN not in prompts[0]
