@@ -128,7 +128,8 @@ class RunEngine:
         self._dispatching = asyncio.create_task(self.dispatcher.run())
         interval = self.settings.reconcile_interval_sec
         if interval > 0:
-            self._reconciler = asyncio.create_task(reconcile_forever(self.store, interval))
+            self._reconciler = asyncio.create_task(reconcile_forever(
+                self.store, interval, also=self._drop_legacy_queue if worker else None))
 
     async def reconcile(self) -> list[Reconciled]:
         """End the records of runs DBOS has finished with (see reconcile.py)."""
@@ -199,17 +200,23 @@ class RunEngine:
 
     async def _drop_legacy_queue(self) -> None:
         """The unpartitioned queue of older versions: left to drain while it holds runs (DBOS works
-        every queue it has recorded), dropped once empty so no thread polls it for nothing."""
+        every queue it has recorded), dropped once empty so no thread polls it for nothing. Runs
+        found on it once it was dropped get it back: a host of the older version still serving in
+        a rolling deploy hands off there (its queue thread exits with the queue's row), and nothing
+        would ever take them. At the start and every reconcile round."""
         names = {q.name for q in await DBOS.list_queues_async()}
-        if LEGACY_QUEUE_NAME not in names:
-            return
-        left = await DBOS.list_workflows_async(queue_name=LEGACY_QUEUE_NAME,
-                                               status=["ENQUEUED", "PENDING"], limit=1,
-                                               load_input=False, load_output=False)
+        left = await DBOS.list_workflows_async(queue_name=LEGACY_QUEUE_NAME, status=["ENQUEUED", "PENDING"],
+                                               limit=1, load_input=False, load_output=False)
         if left:
-            log.warning("legacy_queue_draining", extra={"queue": LEGACY_QUEUE_NAME})
-            return
-        await DBOS.delete_queue_async(LEGACY_QUEUE_NAME)
+            if LEGACY_QUEUE_NAME not in names:
+                await DBOS.register_queue_async(
+                    LEGACY_QUEUE_NAME, worker_concurrency=self.deps.queue_concurrency,
+                    polling_interval_sec=self.settings.queue_poll_interval_sec,
+                    on_conflict="update_if_latest_version")
+                log.warning("legacy_queue_restored", extra={"queue": LEGACY_QUEUE_NAME})
+            log.debug("legacy_queue_draining", extra={"queue": LEGACY_QUEUE_NAME})
+        elif LEGACY_QUEUE_NAME in names:
+            await DBOS.delete_queue_async(LEGACY_QUEUE_NAME)
 
     async def cancel(self, run_id: str) -> None:
         """End an active run `cancelled`. The record goes first: it releases the dedup key at once, and

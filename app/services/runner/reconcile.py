@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from dbos import DBOS
@@ -98,11 +99,15 @@ async def reconcile_once(store: RunStore, *, now: float | None = None) -> list[R
     return ended
 
 
-async def reconcile_forever(store: RunStore, interval_sec: float) -> None:
-    """`reconcile_once` every `interval_sec` until cancelled; a failed round is logged and retried."""
+async def reconcile_forever(store: RunStore, interval_sec: float,
+                            also: Callable[[], Awaitable[None]] | None = None) -> None:
+    """`reconcile_once` every `interval_sec` until cancelled, then `also()` (the engine's upkeep of
+    its queues); a failed round is logged and retried."""
     while True:
         await asyncio.sleep(interval_sec)
         try:
             await reconcile_once(store)
+            if also is not None:
+                await also()
         except Exception:  # the database may be briefly away; the next round tries again
             log.exception("reconcile_failed")

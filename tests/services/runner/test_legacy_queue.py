@@ -23,13 +23,17 @@ from app.services.runner.store_base import NewRun
 from tests.services.runner.harness import Service, running_service, step
 
 
-def old_handoff(svc: Service, ticket: Ticket, *, app_version: str | None = None) -> str:
+def old_handoff(svc: Service, ticket: Ticket, *, app_version: str | None = None,
+                register: bool = True) -> str:
     """What the version before did for one accepted delivery: the record, then the workflow on
-    `tickets` with the ticket as its only argument. `app_version`: written as another version's."""
+    `tickets` with the ticket as its only argument. `app_version`: written as another version's.
+    `register=False`: an old host that registered the queue at its start, long before."""
     engine, run_id = engine_of(svc), f"{ticket.key}:{uuid.uuid4()}"
 
     async def write() -> None:
-        await DBOS.register_queue_async(LEGACY_QUEUE_NAME, worker_concurrency=1, polling_interval_sec=0.05)
+        if register:
+            await DBOS.register_queue_async(LEGACY_QUEUE_NAME, worker_concurrency=1,
+                                            polling_interval_sec=0.05)
         new = NewRun(run_id=run_id, ticket=ticket.key, ticket_json=ticket.model_dump_json(),
                      dedup_key=ticket.key)
         assert await engine.store.accept_run(new) == run_id
@@ -76,3 +80,30 @@ def test_the_old_queue_is_kept_while_it_holds_a_run(tmp_path: Path) -> None:
         svc.client.portal.call(engine_of(svc)._drop_legacy_queue)  # type: ignore[union-attr]
         assert LEGACY_QUEUE_NAME in queue_names(svc)
         assert svc.client.get(f"/runs/{run_id}").json()["status"] == "queued"
+
+
+def test_a_run_an_old_host_hands_off_after_the_queue_was_dropped_still_runs(tmp_path: Path) -> None:
+    # A rolling deploy: this host dropped the empty old queue at its start while a host of the
+    # version before still serves; that host's next handoff lands on `tickets`, whose row is gone
+    # (its queue thread exited with it). The next check (start, or a reconcile round) brings the
+    # queue back so the run is taken; before, it stayed `queued` for good, its ticket's key held.
+    with running_service(tmp_path) as svc:
+        engine = engine_of(svc)
+        svc.client.portal.call(engine._drop_legacy_queue)  # type: ignore[union-attr]
+        assert LEGACY_QUEUE_NAME not in queue_names(svc)
+        run_id = old_handoff(svc, Ticket(key="PROJ-303", summary="Handed off by an old host"), register=False)
+        svc.client.portal.call(engine._drop_legacy_queue)  # type: ignore[union-attr]
+        assert LEGACY_QUEUE_NAME in queue_names(svc)
+        run = svc.wait(run_id, timeout=30)
+        assert run["status"] == "succeeded", run["error"]
+        svc.client.portal.call(engine._drop_legacy_queue)  # type: ignore[union-attr]  # empty again
+        assert LEGACY_QUEUE_NAME not in queue_names(svc)
+
+
+def test_the_reconcile_rounds_tend_the_old_queue(tmp_path: Path) -> None:
+    with running_service(tmp_path, RECONCILE_INTERVAL_SEC="0.2") as svc:
+        engine = engine_of(svc)
+        svc.client.portal.call(engine._drop_legacy_queue)  # type: ignore[union-attr]
+        run_id = old_handoff(svc, Ticket(key="PROJ-304", summary="Handed off by an old host"), register=False)
+        run = svc.wait(run_id, timeout=30)
+        assert run["status"] == "succeeded", run["error"]
