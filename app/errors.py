@@ -7,6 +7,9 @@ message text.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class AutoCodeError(Exception):
     """Base of every error the service raises on purpose."""
@@ -90,7 +93,11 @@ class CommandTimeout(StepError):
 
 class AgentError(StepError):
     """A Claude Code session failed. `terminal_reason` is the CLI's (`max_turns`, `api_error`,
-    `budget_exhausted`, `timeout`, `process_error`, ...); callers branch on it."""
+    `budget_exhausted`, `timeout`, `process_error`, ...); callers branch on it.
+
+    What the failed call spent before it ended is recorded like a finished call's: `turns`,
+    `cost_usd` and `usage` (its tokens by kind, the keys of `AgentRun.usage`: as the model proxy
+    metered them, else the CLI's own figures; empty when the call never reached the model)."""
 
     code = "agent_error"
 
@@ -102,12 +109,14 @@ class AgentError(StepError):
         session_id: str | None = None,
         turns: int = 0,
         cost_usd: float = 0.0,
+        usage: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.terminal_reason = terminal_reason
         self.session_id = session_id
         self.turns = turns
         self.cost_usd = cost_usd
+        self.usage: dict[str, Any] = dict(usage or {})
 
 
 class GitHubError(StepError):

@@ -38,7 +38,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from claude_agent_sdk import ClaudeSDKError
+from claude_agent_sdk import ClaudeSDKError, ResultMessage
 
 from app.config import Settings
 from app.errors import AgentError
@@ -178,7 +178,7 @@ class SdkClaudeCode:
                                                                   req=req))
         except AgentError as exc:
             run = AgentRun(session_id=exc.session_id or "", turns=exc.turns, cost_usd=exc.cost_usd,
-                           result_text="")
+                           result_text="", usage=exc.usage)
             return ReviewResult(ok=False, has_issues=False, findings="", run=run,
                                 error=f"review session failed ({exc.terminal_reason}): {exc.detail}")
         parsed = parse_review(run.result_text)
@@ -201,7 +201,7 @@ class SdkClaudeCode:
                 run = await self._drive(req, live, resume)
             except AgentError as exc:
                 info.update(session_id=exc.session_id, turns=exc.turns, cost_usd=exc.cost_usd,
-                            error=f"{exc.terminal_reason}: {exc.detail}")
+                            usage=exc.usage, error=f"{exc.terminal_reason}: {exc.detail}")
                 raise
             info.update(session_id=run.session_id, turns=run.turns, cost_usd=run.cost_usd, usage=run.usage)
             return run
@@ -230,7 +230,8 @@ class SdkClaudeCode:
             await self._discard(live, graceful=False)
             raise AgentError(f"Claude Code did not finish within {timeout:g}s; its processes were killed",
                              terminal_reason="timeout", session_id=progress.session_id,
-                             turns=progress.assistant_turns, cost_usd=self._metered_cost(live)) from None
+                             turns=progress.assistant_turns, cost_usd=self._metered_cost(live),
+                             usage=self._call_usage(live, None)) from None
         except asyncio.CancelledError:
             live.kill()  # first, synchronously: nothing below may run if we are cancelled again
             await self._discard(live, graceful=False)
@@ -251,18 +252,20 @@ class SdkClaudeCode:
             why = crash or "no result message"
             raise AgentError(f"Claude Code ended without a result: {why}; stderr: {stderr}",
                              terminal_reason="process_error", session_id=progress.session_id,
-                             turns=progress.assistant_turns, cost_usd=self._metered_cost(live))
+                             turns=progress.assistant_turns, cost_usd=self._metered_cost(live),
+                             usage=self._call_usage(live, None))
         total = float(res.total_cost_usd or 0.0)
         cost = max(0.0, total - baseline)
         await self._costs.set(res.session_id, total)
         metered = self._metered(live)
+        usage = self._call_usage(live, res)  # a failed call's tokens are recorded like a finished one's
         if metered is not None:
             cost = metered.cost_usd  # what the proxy counted, not the CLI's own estimate
             if metered.exhausted:
                 raise AgentError(f"Claude Code stopped: the run's model budget of ${budget:g} is spent "
                                  "(cut off at the model proxy)",
                                  terminal_reason="budget_exhausted", session_id=res.session_id,
-                                 turns=res.num_turns, cost_usd=cost)
+                                 turns=res.num_turns, cost_usd=cost, usage=usage)
         reason = res.terminal_reason or _FAILED_SUBTYPES.get(res.subtype) or (
             "completed" if res.subtype == "success" and not res.is_error else res.subtype)
         if res.is_error or reason != "completed":
@@ -274,13 +277,21 @@ class SdkClaudeCode:
                 status = f" (the run's model budget of ${budget:g})"
             raise AgentError(f"Claude Code stopped: {reason}{status} after {res.num_turns} turns: {why}",
                              terminal_reason=reason, session_id=res.session_id, turns=res.num_turns,
-                             cost_usd=cost)
+                             cost_usd=cost, usage=usage)
         return AgentRun(
             session_id=res.session_id, turns=res.num_turns, cost_usd=cost,
             result_text=(res.result or progress.last_text or "").strip(),
-            usage=_usage_of(metered) if metered is not None else dict(res.usage or {}),
+            usage=usage,
             permission_denials=[denial_text(d) for d in res.permission_denials or []],
         )
+
+    def _call_usage(self, live: LiveSession, res: ResultMessage | None) -> dict[str, Any]:
+        """The call's tokens: the model proxy's metering when the call had a grant (also when the
+        CLI ended without a result message), else the CLI's own figures (SANDBOX=none)."""
+        metered = self._metered(live)
+        if metered is not None:
+            return _usage_of(metered)
+        return dict(res.usage or {}) if res is not None else {}
 
     def _metered_cost(self, live: LiveSession) -> float:
         metered = self._metered(live)

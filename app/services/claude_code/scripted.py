@@ -20,7 +20,8 @@ a service started as a subprocess can be scripted):
           "errors": {"implement": "max_turns", "fix:test": "api_error"},   # raise AgentError
           "result": "Implemented the thing.", # result_text of implement/fix
           "cost_usd": 0.0,                  # what each implement/fix call reports as metered,
-          "usage": {"input_tokens": 0}      #   with these token counts (the model proxy's keys)
+          "usage": {"input_tokens": 0}      #   with these token counts (the model proxy's keys);
+                                            #   a scripted error spent them too (as a real one does)
         }
       }
     }
@@ -146,7 +147,8 @@ class ScriptedClaudeCode:
         ticket = self._ticket(req.ticket_key)
         if reason := ticket.get("errors", {}).get(phase):
             raise AgentError(f"scripted failure in {phase}: {reason}", terminal_reason=reason,
-                             session_id=session_id, turns=1)
+                             session_id=session_id, turns=1, cost_usd=float(ticket.get("cost_usd", 0.0)),
+                             usage=ticket.get("usage"))
         values = {"key": req.ticket_key, "slug": req.ticket_key.lower(), "summary": _summary(req.prompt)}
         try:
             for action in actions:

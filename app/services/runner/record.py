@@ -123,12 +123,13 @@ class StepBase:
             await self.d.spend.record_call(run.run_id, run.key, call_id, cost_usd, usage)
 
     async def agent_failed(self, run: RunRef, step: str, call_id: str, err: AgentError) -> AgentFailed:
-        """The failure to raise for a failed agent call, after recording what the call spent."""
+        """The failure to raise for a failed agent call, after recording what the call spent: its
+        turns, cost and tokens, like `agent_done` (the ledger's tokens are the model proxy's)."""
         if self.d.stopping:
             # The CLI was killed by our own shutdown: not the run's failure. Cancellation is not
             # recorded as the step's outcome, so the step runs again after the restart.
             raise asyncio.CancelledError(f"service stopping during an agent call ({err.terminal_reason})")
-        await self.record_call(run, call_id, err.turns, err.cost_usd, err.session_id)
+        await self.record_call(run, call_id, err.turns, err.cost_usd, err.session_id, err.usage)
         reason = self.d.scanner.redact(f"agent {err.terminal_reason}: {err.detail}")
         return AgentFailed(step, reason, err.terminal_reason)
 
