@@ -18,8 +18,10 @@ inputs may use `{cwd}`, replaced by the working directory the CLI reported in th
 Answers are real SSE (message_start, content_block_start, content_block_delta with
 text_delta/input_json_delta, content_block_stop, message_delta with stop_reason and usage,
 message_stop) for `stream: true` and a JSON message for `stream: false`. Every request (headers +
-JSON body) is recorded in `server.requests`. `count_tokens` answers a constant; anything else is a
-404 in the API's error shape. Binding to anything but a loopback address is refused.
+JSON body) is recorded in `server.requests`, and the `usage` each answer reported (as far as it was
+sent: a hung stream reported only its message_start's) in `server.reported`, summed by kind by
+`reported_usage()`. `count_tokens` answers a constant; anything else is a 404 in the API's error
+shape. Binding to anything but a loopback address is refused.
 """
 
 from __future__ import annotations
@@ -196,6 +198,7 @@ class FakeAnthropicAPI:
         self.host, self._port, self.model = host, port, model
         self.rules: list[Rule] = []
         self.requests: list[RecordedRequest] = []
+        self.reported: list[dict[str, int]] = []  # the usage of each answer, as sent
         self._faults: list[int] = []
         self._queue: list[Turn] = []
         self._lock = threading.Lock()
@@ -222,8 +225,28 @@ class FakeAnthropicAPI:
         with self._lock:
             self.rules.clear()
             self.requests.clear()
+            self.reported.clear()
             self._faults.clear()
             self._queue.clear()
+
+    def reported_usage(self) -> dict[str, int]:
+        """Tokens by kind (the Messages API's usage keys) summed over every answer sent so far."""
+        with self._lock:
+            total: dict[str, int] = {}
+            for usage in self.reported:
+                for kind, n in usage.items():
+                    total[kind] = total.get(kind, 0) + n
+            return total
+
+    def _answered(self, usage: dict[str, int], *, into: dict[str, int] | None = None) -> dict[str, int]:
+        """Record an answer's usage (`into`: update an answer recorded before, in place, as a
+        stream's message_delta does its message_start's); the recorded entry."""
+        with self._lock:
+            if into is None:
+                into = {}
+                self.reported.append(into)
+            into.update(usage)
+            return into
 
     def message_requests(self) -> list[RecordedRequest]:
         with self._lock:
@@ -330,6 +353,7 @@ class _Handler(BaseHTTPRequestHandler):
         if body.get("stream"):
             self._stream(message, turn)
         else:
+            self.api._answered(message["usage"])
             self._send_json(200, message)
 
     def _stream(self, message: dict[str, Any], turn: Turn) -> None:
@@ -339,7 +363,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("transfer-encoding", "chunked")
         self.end_headers()
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            reported: dict[str, int] | None = None
             for event in _sse_events(message):
+                # Recorded before the event that reports it is written: a test that has read the
+                # answer finds its usage already in `reported`.
+                if event.startswith("event: message_start"):
+                    reported = self.api._answered({**message["usage"], "output_tokens": 1})
+                elif event.startswith("event: message_delta") and reported is not None:
+                    self.api._answered(message["usage"], into=reported)
                 self._chunk(event)
                 if turn.hang and event.startswith("event: message_start"):
                     self.api._stopping.wait()

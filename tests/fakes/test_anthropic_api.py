@@ -201,6 +201,25 @@ class TestRecordingAndEndpoints:
         assert req.body["messages"][0]["content"][1]["text"] == "remember me"
         assert req.cwd() == "/tmp/wt-1"
 
+    def test_the_usage_each_answer_reported_is_recorded_and_summed(self, api: FakeAnthropicAPI) -> None:
+        big = {"input_tokens": 7, "output_tokens": 11, "cache_creation_input_tokens": 13,
+               "cache_read_input_tokens": 17}
+        api.enqueue(text("a", usage=big), text("b"), error(500), hang())
+        assert post(api, body("x")).status_code == 200  # streamed: message_start + message_delta
+        assert post(api, body("x", stream=False)).status_code == 200
+        assert post(api, body("x")).status_code == 500  # an error reports no usage
+        with (
+            httpx.Client(timeout=httpx.Timeout(5.0, read=0.5)) as client,
+            client.stream("POST", f"{api.url}/v1/messages", json=body("x"), headers=HEADERS) as resp,
+        ):
+            with pytest.raises(httpx.ReadTimeout):
+                for _ in resp.iter_lines():
+                    pass
+        hung = {"input_tokens": 100, "output_tokens": 1}  # only message_start was sent
+        assert api.reported == [big, {"input_tokens": 100, "output_tokens": 20}, hung]
+        assert api.reported_usage() == {"input_tokens": 207, "output_tokens": 32,
+                                        "cache_creation_input_tokens": 13, "cache_read_input_tokens": 17}
+
     def test_count_tokens_and_unknown_paths(self, api: FakeAnthropicAPI) -> None:
         count = httpx.post(f"{api.url}/v1/messages/count_tokens", json=body("x"), headers=HEADERS)
         assert count.status_code == 200 and count.json()["input_tokens"] > 0
