@@ -38,9 +38,13 @@ class RepoSteps(StepBase):
         in its parent run's repository. What `start` should log goes in `notes`.
 
         The options are the workflow's input and the start step's output, kept in DBOS's tables:
-        they are redacted (the ticket as Jira has it, the notes) as the record's copy is."""
+        what they carry of the ticket (its copy as Jira has it, the notes, why it is not routed) is
+        redacted as the record's copy is; the operator's settings (commands, ...) are kept as set."""
         opts = await self._decide(run, parent_run_id=parent_run_id, kind=kind)
-        return RunOptions.model_validate(self.d.scanner.redact_all(opts.model_dump(mode="json")))
+        of_ticket = opts.model_dump(mode="json", include={"ticket", "notes", "unroutable"})
+        told = self.d.scanner.redact_all(of_ticket)
+        assert isinstance(told, dict)
+        return RunOptions.model_validate({**opts.model_dump(mode="json"), **told})
 
     async def _decide(self, run: RunRef, *, parent_run_id: str | None, kind: RunKind) -> RunOptions:
         d = self.d
