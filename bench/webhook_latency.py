@@ -16,6 +16,9 @@ Phases, each against a fresh service / anchor:
   queue wait    accepted (the record's created_at) -> the run's `start` step and its first step row
                 (`prepare`), one ticket at a time with a slot free, median.
   lost          every 202 `queued` must be a run record and a DBOS workflow once the handoff settles.
+  CPU           the server process's CPU time (user + system, all its threads, from /proc) over a
+                closed-loop phase - for the service until the handoff has settled, so the DBOS
+                enqueue of what it accepted counts too - per request (ms); the anchors' beside it.
 Then a table of each figure, its anchor, the ratio and the goal (issue 10's table).
 
 The client is a small HTTP/1.1 keep-alive client on asyncio streams (an httpx client tops out
@@ -261,6 +264,7 @@ class Result:
     statuses: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     queued: list[str] = field(default_factory=list)
+    cpu_s: float | None = None  # the server's CPU time over the phase (closed loop only)
 
     def record(self, ms: float, status: int, body: bytes) -> None:
         self.latencies_ms.append(ms)
@@ -280,9 +284,22 @@ class Result:
         ordered = sorted(self.latencies_ms)
         return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
+    @property
+    def cpu_ms(self) -> float | None:
+        """The server's CPU per request (ms)."""
+        return None if self.cpu_s is None else self.cpu_s * 1000 / len(self.latencies_ms)
+
     def line(self) -> str:
+        cpu = "" if self.cpu_ms is None else f"  cpu {self.cpu_ms:.2f} ms/req"
         return (f"{self.name:<42} {self.rate:6.0f} req/s  p50 {self.pct(50):7.1f} ms  "
-                f"p99 {self.pct(99):7.1f} ms  max {max(self.latencies_ms):7.1f} ms  {self.statuses}")
+                f"p99 {self.pct(99):7.1f} ms  max {max(self.latencies_ms):7.1f} ms{cpu}  {self.statuses}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid`, all its threads (Linux /proc)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 AUTH = f"X-Webhook-Token: {TOKEN}\r\n"
@@ -394,11 +411,13 @@ async def bench_backend(root: Path, repo: Path, backend: str, db_url: str | None
                         out: dict[str, object], drops: list[Callable[[], None]]) -> None:
     server, url = start_service(root, f"svc-closed-{backend}", repo, db_url, args.runs)
     try:
+        cpu0 = cpu_seconds(server.proc.pid)
         res = await closed_loop(f"service, closed loop 16, {backend}", server.port, "/webhook/jira", args.n,
                                 "CL")
+        out[f"lost_closed_{backend}"] = lost(url, res.queued)  # the handoff's CPU counts too
+        res.cpu_s = cpu_seconds(server.proc.pid) - cpu0
         print(res.line(), flush=True)
         out[f"closed_{backend}"] = res
-        out[f"lost_closed_{backend}"] = lost(url, res.queued)
     finally:
         server.stop()
     fresh_url = None
@@ -434,7 +453,9 @@ async def main_async(args: argparse.Namespace) -> None:
             if pg_url and not args.skip_anchors:
                 anchors.append(("/pg", "anchor: PostgreSQL insert"))
             for path, name in anchors:
+                cpu0 = cpu_seconds(anchor.proc.pid)
                 res = await closed_loop(f"{name}, closed 16", anchor.port, path, args.n, "AN")
+                res.cpu_s = cpu_seconds(anchor.proc.pid) - cpu0
                 print(res.line(), flush=True)
                 out[f"anchor_closed_{path[1:]}"] = res
                 res = await open_loop(f"{name}, open {args.rate:.0f}/s", anchor.port, path, args.rate,
@@ -476,6 +497,9 @@ def summary(out: dict[str, object], args: argparse.Namespace) -> None:
             verdict = "met" if ratio >= 0.5 else "MISSED"
             print(f"closed loop 16, {backend} | {svc.rate:.0f} req/s, p99 {svc.pct(99):.0f} ms | "
                   f"{anc.rate:.0f} req/s, p99 {anc.pct(99):.0f} ms | {ratio:.2f} | >= 0.50 {verdict}")
+            if svc.cpu_ms is not None and anc.cpu_ms is not None:
+                print(f"service CPU per delivery, closed loop, {backend} | {svc.cpu_ms:.2f} ms | "
+                      f"insert endpoint {anc.cpu_ms:.2f} ms/req | {svc.cpu_ms / anc.cpu_ms:.1f}x | -")
         svc = get(f"open_{backend}")
         anc = get(f"anchor_open_{anchor_key}")
         bare = get("anchor_open_bare")
