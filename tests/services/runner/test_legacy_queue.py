@@ -9,6 +9,7 @@ The old version's handoff is written here the way it wrote it: DBOS's batch enqu
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,18 @@ def queue_names(svc: Service) -> set[str]:
     return svc.client.portal.call(names)  # type: ignore[union-attr]
 
 
+def workflow_ended(svc: Service, run_id: str, timeout: float = 30) -> None:
+    """Until DBOS has the workflow ended too (its record is final a moment before it returns)."""
+    async def status() -> str | None:
+        found = await DBOS.get_workflow_status_async(run_id)
+        return found.status if found is not None else None
+
+    deadline = time.monotonic() + timeout
+    while svc.client.portal.call(status) in ("ENQUEUED", "PENDING"):  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, f"workflow {run_id} still running"
+        time.sleep(0.02)
+
+
 def engine_of(svc: Service) -> RunEngine:
     engine: Any = svc.app.state.services.runner
     return engine  # type: ignore[no-any-return]
@@ -69,6 +82,7 @@ def test_a_run_left_on_the_old_queue_runs_to_the_end_and_the_empty_queue_is_drop
         # `start` decided it (routed to the one repository of the settings) and said so.
         assert step(run, "prepare")["detail"]["configure"]["routed_by"] == "default"
         assert {QUEUE_NAME, LEGACY_QUEUE_NAME} <= queue_names(svc)
+        workflow_ended(svc, run_id)
         svc.client.portal.call(engine_of(svc)._drop_legacy_queue)  # type: ignore[union-attr]  # next start's
         assert LEGACY_QUEUE_NAME not in queue_names(svc) and QUEUE_NAME in queue_names(svc)
 
@@ -96,6 +110,7 @@ def test_a_run_an_old_host_hands_off_after_the_queue_was_dropped_still_runs(tmp_
         assert LEGACY_QUEUE_NAME in queue_names(svc)
         run = svc.wait(run_id, timeout=30)
         assert run["status"] == "succeeded", run["error"]
+        workflow_ended(svc, run_id)
         svc.client.portal.call(engine._drop_legacy_queue)  # type: ignore[union-attr]  # empty again
         assert LEGACY_QUEUE_NAME not in queue_names(svc)
 
