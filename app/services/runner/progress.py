@@ -174,7 +174,8 @@ class ProgressHub:
         """An operator cancelled the run (its record is already final): its comment says so, in the
         background, bounded, best effort. A live update in flight is let finish first (it read the
         run before the cancel and would otherwise land over this); later ones see the final record
-        and publish nothing. A run with no step row has had no comment: none is started for it."""
+        and publish nothing. A run with no step row has had no comment: none is started for it; a
+        run cancelled once its report step had run (during cleanup) keeps the state that step wrote."""
         worker = self._workers.pop(run_id, None)
         if worker is not None:
             worker.closed = True
@@ -185,8 +186,8 @@ class ProgressHub:
                 if worker is not None:
                     await self._settle(worker)
                 run = await self.store.get_run(run_id)
-                if run is None or not run.steps:
-                    return
+                if run is None or not run.steps or any(s.name == "report" for s in run.steps):
+                    return  # no comment yet, or the report step wrote the final state (or is writing it)
                 key = run.ticket
                 view = self._view(run, "cancelled", reason=run.error, final=True)
                 await asyncio.wait_for(self.comments.publish(key, view), self.timeout_sec)

@@ -248,6 +248,27 @@ class TestOperatorCancel:
         assert "the run was cancelled" in text and "cancelled by an operator" in text
         assert "working on it" not in text and "⛔ implement (cancelled)" in text
 
+    def test_a_cancel_after_the_report_step_leaves_the_final_state(
+            self, tmp_path: Path, jira: FakeJira) -> None:
+        # A cancel that wins the race with cleanup/finish (the record still active, the report step
+        # done) must not turn "opened a pull request" into "cancelled": the report owns the comment.
+        script = {"tickets": {"PROJ-64": {"implement": [{"write": "a.txt", "content": "x\n"}]}}}
+        with running_service(tmp_path, script, **_env(jira)) as svc:
+            run = svc.run("PROJ-64")
+            hub = svc.services.deps.progress
+            assert hub is not None
+            hub_cancelled = hub.cancelled
+
+            async def cancel_late() -> None:
+                hub_cancelled(run["run_id"])  # what operations.cancel_run does after the engine's cancel
+                await hub.idle()
+
+            svc.client.portal.call(cancel_late)  # type: ignore[union-attr]
+        assert run["status"] == "succeeded" and step(run, "report")["status"] == "succeeded"
+        (text,) = jira.comment_texts("PROJ-64")
+        assert "auto-code opened a pull request" in text and run["pr_url"] in text
+        assert "the run was cancelled" not in text
+
 
 def step_status(svc: Any, run_id: str, name: str) -> str | None:
     steps = {s["name"]: s["status"] for s in svc.client.get(f"/runs/{run_id}").json()["steps"]}
