@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.config_checks import production_problems
+from app.config_checks import base_url_problem, production_problems, web_origin
 from app.config_parse import csv, json_argv, project_caps
 from app.errors import ConfigError
 
@@ -198,7 +198,8 @@ class Settings(BaseSettings):
     jira_progress_comments: bool = Field(True, alias="JIRA_PROGRESS_COMMENTS")
     jira_start_transition: str | None = Field(None, alias="JIRA_START_TRANSITION")
     jira_progress_timeout_sec: float = Field(10.0, gt=0, le=120, alias="JIRA_PROGRESS_TIMEOUT_SEC")
-    # Where people reach this service (the run page `/ui/runs/<id>` is linked from Jira).
+    # Where people reach this service: the run page `/ui/runs/<id>` is linked from Jira, and its
+    # origin is accepted by the dashboard's same-origin check when a proxy rewrites Host.
     public_base_url: str | None = Field(None, alias="PUBLIC_BASE_URL")
 
     # --- Spend caps (USD; unset = no cap; app/services/spend/) ---
@@ -251,6 +252,13 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_steering(cls, value: object) -> object:
         return csv(value)
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _web_url(cls, value: str | None) -> str | None:
+        if value is not None and (problem := base_url_problem(value)):
+            raise ValueError(problem)
+        return value
 
     @field_validator("webhook_secret", "jira_webhook_secret", "operator_token", "github_webhook_secret")
     @classmethod
@@ -321,6 +329,11 @@ class Settings(BaseSettings):
         if self.github_client:
             return self.github_client == "api"
         return self.is_production or self.gh_token is not None
+
+    @property
+    def public_origin(self) -> str | None:
+        """PUBLIC_BASE_URL's origin (`https://auto-code.example.com`), None when it is unset."""
+        return web_origin(self.public_base_url) if self.public_base_url else None
 
     @property
     def jira_reporting_enabled(self) -> bool:

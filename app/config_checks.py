@@ -1,12 +1,15 @@
 """The production check of Settings: every missing or invalid item named at once.
 
 `Settings.check_production()` raises one ConfigError listing what `production_problems` finds, and
-`create_app` refuses to start until it is empty.
+`create_app` refuses to start until it is empty. Also the checks of single values that apply in every
+environment (PUBLIC_BASE_URL: `base_url_problem`, refused by Settings' validator) and `web_origin`,
+the origin the dashboard's same-origin check compares.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -14,6 +17,7 @@ if TYPE_CHECKING:
     from app.config import Settings
 
 MIN_SECRET_LEN = 16
+DEFAULT_PORTS = {"http": 80, "https": 443}
 # Values a template ships with; refusing them in production stops a copied .env.example going live.
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "replace-me", "secret", "xxx", "todo"}
 
@@ -77,3 +81,44 @@ def secret_problems(name: str, value: SecretStr) -> list[str]:
     if is_placeholder(raw):
         return [f"{name} is a placeholder value"]
     return []
+
+
+def base_url_problem(raw: str) -> str | None:
+    """What is wrong with a PUBLIC_BASE_URL value (None: it is a usable http(s) URL). The message
+    never repeats the value: a pasted URL may carry a password."""
+    if not raw.strip():
+        return "is set but empty: remove the line to leave it unset, or give it a value"
+    if any(c.isspace() or not c.isprintable() for c in raw):
+        return "must not contain spaces or control characters"
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0-65535
+    except ValueError:
+        return "is not a URL with a valid host and port, e.g. https://auto-code.example.com"
+    if parts.scheme not in DEFAULT_PORTS:
+        return "must be an http(s) URL, e.g. https://auto-code.example.com"
+    if not parts.hostname:
+        return "names no host, e.g. https://auto-code.example.com"
+    if parts.username is not None or parts.password is not None:
+        return "must not contain a user name or password"
+    if parts.query or parts.fragment:
+        return "must not have a query or fragment"
+    return None
+
+
+def web_origin(url: str) -> str | None:
+    """The origin (RFC 6454) of an http(s) URL as a browser's `Origin` header serialises it:
+    `scheme://host[:port]`, the host lower-cased, the scheme's default port left out. None for
+    anything else (no host, a bad port, another scheme, user info)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname  # lower-cased, IPv6 without brackets
+    if parts.scheme not in DEFAULT_PORTS or not host or parts.username is not None:
+        return None
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and port != DEFAULT_PORTS[parts.scheme]:
+        netloc += f":{port}"
+    return f"{parts.scheme}://{netloc}"

@@ -151,3 +151,10 @@ def test_a_passing_self_check_is_logged_by_serve(tmp_path: Path) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     assert any('"sandbox_self_check_passed"' in line for line in seen), "".join(seen)[-3000:]
+
+
+def test_a_bad_public_base_url_is_one_line_naming_it(tmp_path: Path) -> None:
+    env = {"PUBLIC_BASE_URL": "auto-code.example.com", "WORKSPACE_DIR": str(tmp_path / "ws")}
+    line = one_line(serve(tmp_path, env))
+    assert line.startswith("auto-code: invalid configuration: PUBLIC_BASE_URL: ")
+    assert "must be an http(s) URL" in line

@@ -189,3 +189,39 @@ def test_the_app_lifespan_hardens_the_process(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result == {"before": True, "during": False, "health": 200}
+
+
+# ----- PUBLIC_BASE_URL: checked in every environment ----------------------------------------------
+@pytest.mark.parametrize(("value", "says"), [
+    ("auto-code.example.com", "must be an http(s) URL"),
+    ("ftp://auto-code.example.com", "must be an http(s) URL"),
+    ("https://", "names no host"),
+    ("https://auto-code.example.com:99999", "valid host and port"),
+    ("https://ops:hunter2-secret@auto-code.example.com", "must not contain a user name or password"),
+    ("https://auto-code.example.com/?next=x", "must not have a query or fragment"),
+    ("https://auto-code.example.com /", "must not contain spaces"),
+    ("", "is set but empty"),
+])
+def test_a_bad_public_base_url_is_refused_with_the_reason(tmp_path: Path, value: str, says: str) -> None:
+    from pydantic import ValidationError
+
+    from app.startup import describe_validation_error
+
+    with pytest.raises(ValidationError) as info:
+        make_settings(tmp_path, PUBLIC_BASE_URL=value)
+    line = describe_validation_error(info.value)
+    assert "PUBLIC_BASE_URL" in line and says in line
+    assert "hunter2" not in line  # the value is never repeated (a pasted URL may hold a password)
+
+
+@pytest.mark.parametrize(("value", "origin"), [
+    ("https://Auto-Code.Example.com/", "https://auto-code.example.com"),
+    ("https://auto-code.example.com:443/auto-code", "https://auto-code.example.com"),
+    ("http://auto-code.example.com:8080", "http://auto-code.example.com:8080"),
+    ("http://[::1]:3001/", "http://[::1]:3001"),
+    (None, None),
+])
+def test_public_origin_is_the_origin_a_browser_sends(tmp_path: Path, value: str | None,
+                                                     origin: str | None) -> None:
+    env = {} if value is None else {"PUBLIC_BASE_URL": value}
+    assert make_settings(tmp_path, **env).public_origin == origin

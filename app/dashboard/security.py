@@ -20,6 +20,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 
 from app.config import Settings
+from app.config_checks import web_origin
 from app.dashboard.render import render
 from app.dashboard.session import COOKIE_NAME, COOKIE_PATH, Session, SessionSigner
 from app.errors import AutoCodeError
@@ -131,19 +132,26 @@ def clear_session_cookie(response: Response) -> None:
 
 def same_origin(request: Request) -> bool:
     """The request comes from a page of this origin: Sec-Fetch-Site says so when the browser sends
-    it, and Origin (else Referer) names this host. A request with neither is refused."""
+    it, and Origin (else Referer) names this host - the `Host` header, or, behind a proxy that
+    rewrites Host (nginx's default `Host $proxy_host`), exactly the origin of PUBLIC_BASE_URL
+    (scheme, host, port). No X-Forwarded-* header counts: a client sets those as it likes. A request
+    with neither Origin nor Referer is refused."""
     site = request.headers.get("sec-fetch-site")
     if site is not None and site != "same-origin":
         return False
-    host = request.headers.get("host", "")
     source = request.headers.get("origin") or request.headers.get("referer")
-    if not source or source == "null" or not host:
+    if not source or source == "null":
         return False
     try:
         netloc = urlsplit(source).netloc
     except ValueError:
         return False
-    return hmac.compare_digest(netloc.lower().encode(), host.lower().encode())
+    host = request.headers.get("host", "")
+    if host and hmac.compare_digest(netloc.lower().encode(), host.lower().encode()):
+        return True
+    settings: Settings = request.app.state.settings
+    public, origin = settings.public_origin, web_origin(source)
+    return public is not None and origin is not None and hmac.compare_digest(origin.encode(), public.encode())
 
 
 async def read_form(request: Request) -> dict[str, str]:
