@@ -30,13 +30,14 @@ from dbos._dbos import _get_dbos_instance as _dbos_instance
 from app.config import Settings
 from app.errors import BadRequest, NotFound
 from app.models import RunKind, SubmitResult, Ticket
+from app.services.runner import dbos_batch
 from app.services.runner.deps import PipelineDeps
 from app.services.runner.dispatch import Dispatcher, Handoff, Pending
 from app.services.runner.models import RunRef
 from app.services.runner.reconcile import Reconciled, reconcile_forever, reconcile_once
 from app.services.runner.store_async import AsyncRunStore
 from app.services.runner.store_base import NewRun, RunRow
-from app.services.runner.workflow import TicketRunner
+from app.services.runner.workflow import OPTIONS_KEY, TicketRunner
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ class RunEngine:
         # DBOS migrates its own tables in launch(): on PostgreSQL it runs under our schema lock too,
         # so hosts starting together on a fresh database come up one after the other.
         revision = self.store.sync.create_schema(then=DBOS.launch)
+        dbos_batch.install(_dbos_instance()._sys_db)  # the handoff's batch INSERTs compiled once
         self.queue = await DBOS.register_queue_async(
             QUEUE_NAME,
             # One partition per repository, MAX_CONCURRENT_RUNS runs of each taken at once, up to
@@ -176,7 +178,7 @@ class RunEngine:
             async with room:
                 opts = await self.runner.decide_safely(run, parent_run_id=p.parent_run_id, kind=p.kind)
             decided = opts.repository and opts.unroutable is None and opts.not_started is None
-            return Handoff(p.run_id, (data, opts.model_dump(mode="json")),
+            return Handoff(p.run_id, ({**data, OPTIONS_KEY: opts.model_dump(mode="json")},),
                            opts.repository if decided else UNROUTED)
 
         return list(await asyncio.gather(*(one(p) for p in batch)))
@@ -186,7 +188,8 @@ class RunEngine:
         its run's, and a workflow that exists is skipped, so handing a run off again starts nothing
         new. This is DBOS's own batch enqueue (its Kafka consumer's: `prepare_enqueued_workflow` +
         `init_workflows`, both internal in dbos 3.4): one enqueue per run would be one write
-        transaction each, queueing on SQLite's single write lock behind intake's inserts."""
+        transaction each, queueing on SQLite's single write lock behind intake's inserts. Its INSERTs
+        are compiled once per process (dbos_batch.py), not per batch."""
         dbos = _dbos_instance()
 
         def write() -> None:

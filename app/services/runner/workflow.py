@@ -43,6 +43,10 @@ from app.services.runner.steps import WorkSteps
 
 log = logging.getLogger(__name__)
 
+# The workflow input's key for the dispatcher's RunOptions, beside the ticket's fields (no Ticket
+# field has this name; an older version's Ticket.model_validate ignores it).
+OPTIONS_KEY = "run_options"
+
 
 @DBOS.dbos_class()
 class TicketRunner(WorkSteps, HoldSteps, FollowupWalk, DeliverySteps, DBOSConfiguredInstance):
@@ -54,11 +58,15 @@ class TicketRunner(WorkSteps, HoldSteps, FollowupWalk, DeliverySteps, DBOSConfig
         super().__init__(config_name=config_name)
 
     @DBOS.workflow()
-    async def run_ticket(self, ticket_data: dict[str, object],
-                         shaped: dict[str, object] | None = None) -> str:
-        """The DBOS boundary: the ticket and the options the dispatcher decided (repo_steps.decide)
-        arrive as the JSON-able data it enqueued (`shaped` None: enqueued by an older version)."""
-        run = RunRef(run_id=DBOS.workflow_id or "?", ticket=Ticket.model_validate(ticket_data))
+    async def run_ticket(self, ticket_data: dict[str, object]) -> str:
+        """The DBOS boundary: the ticket as the JSON-able data the dispatcher enqueued, with the
+        options it decided (repo_steps.decide) under OPTIONS_KEY (absent: enqueued by an older
+        version). One argument, as before the options existed: a host of the version before that
+        dequeues this run in a rolling upgrade reads it as a ticket (the key is an extra field it
+        ignores) and decides the run in its own `start`."""
+        data = dict(ticket_data)
+        shaped = data.pop(OPTIONS_KEY, None)
+        run = RunRef(run_id=DBOS.workflow_id or "?", ticket=Ticket.model_validate(data))
         with bind_run(run.key, run.run_id):
             return await self.pipeline(run, RunOptions.model_validate(shaped) if shaped else None)
 

@@ -122,3 +122,25 @@ def test_the_reconcile_rounds_tend_the_old_queue(tmp_path: Path) -> None:
         run_id = old_handoff(svc, Ticket(key="PROJ-304", summary="Handed off by an old host"), register=False)
         run = svc.wait(run_id, timeout=30)
         assert run["status"] == "succeeded", run["error"]
+
+
+def test_a_handoff_of_this_version_is_runnable_by_the_version_before(tmp_path: Path) -> None:
+    # A rolling upgrade (APP_VERSION unchanged, deployment-plan §8) has old and new hosts on one
+    # database: an old host works every queue recorded there, so it may dequeue a run this version
+    # handed off and call its own `run_ticket(ticket_data)` with the workflow's inputs. Those must
+    # be one positional argument that validates as the old Ticket (the options ride inside it):
+    # with two arguments the old code raised TypeError and the ticket's run failed.
+    with running_service(tmp_path) as svc:
+        run_id = svc.deliver("PROJ-305", "Handed off by this version")["run_id"]
+        run = svc.wait(run_id)
+
+        async def inputs() -> Any:
+            (wf,) = await DBOS.list_workflows_async(workflow_ids=[run_id], load_input=True)
+            return wf.input
+
+        given = svc.client.portal.call(inputs)  # type: ignore[union-attr]
+    assert run["status"] == "succeeded", run["error"]
+    assert given["kwargs"] == {} and len(given["args"]) == 1, given
+    (ticket_data,) = given["args"]
+    previous = Ticket.model_validate(ticket_data)  # what the version before does with it
+    assert previous.key == "PROJ-305" and previous.summary == "Handed off by this version"
