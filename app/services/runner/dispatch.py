@@ -97,6 +97,7 @@ class Dispatcher:
         self._hold = hold if hold is not None else os.environ.get(HOLD_ENV)
         self._fresh: list[Pending] = []  # accepted here, not handed off yet
         self._wake = asyncio.Event()
+        self._flushing = asyncio.Lock()  # one flush at a time: a second waits for the batch in flight
 
     def accepted(self, new: NewRun) -> None:
         """A record `new` was just inserted by this process: hand it off at the next turn of the loop."""
@@ -104,10 +105,13 @@ class Dispatcher:
         self._wake.set()
 
     async def flush(self) -> None:
-        """Hand off now what this process accepted (a one-off process, before it exits)."""
-        while self._fresh:
-            batch, self._fresh = self._fresh[:BATCH], self._fresh[BATCH:]
-            await self._hand_off(batch)
+        """Hand off now what this process accepted (a one-off process, before it exits). Returns
+        once every record accepted here so far has been through a handoff, the one the loop may
+        have in flight included (taken from `_fresh` and being decided: prepare can take seconds)."""
+        async with self._flushing:
+            while self._fresh:
+                batch, self._fresh = self._fresh[:BATCH], self._fresh[BATCH:]
+                await self._hand_off(batch)
 
     async def run(self) -> None:
         everything = True  # the first pass that succeeds takes every record left, whatever its age

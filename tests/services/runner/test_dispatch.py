@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from app.services.runner.dispatch import Dispatcher, Handoff
+from app.services.runner.dispatch import Dispatcher, Handoff, Pending, plain
 from app.services.runner.store_base import NewRun, RunRow
 
 
@@ -116,3 +116,35 @@ class TestHandoff:
 
         await running(records, queue, grace_sec=1.0, body=body)
         assert queue.enqueued == ["PROJ-9:a"]
+
+
+class TestFlush:
+    async def test_flush_waits_for_the_handoff_the_loop_has_in_flight(self) -> None:
+        # `flush` is what a one-off process (auto-code recover) awaits before it exits: "the new runs
+        # are on the queue when this returns". The loop may have taken the fresh records already and
+        # be deciding them (prepare reads Jira, slowly): flush must not return before they are on
+        # the queue, or the process exits with them handed off by nobody.
+        records, queue = Records(), Queue()
+        entered, release = asyncio.Event(), asyncio.Event()
+
+        async def slow_prepare(batch: list[Pending]) -> list[Handoff]:
+            entered.set()
+            await release.wait()  # Jira answering slowly
+            return await plain(batch)
+
+        d = Dispatcher(records, queue.enqueue, prepare=slow_prepare, poll_sec=0.01,  # type: ignore[arg-type]
+                       grace_sec=3600.0, hold="")
+        task = asyncio.create_task(d.run())
+        try:
+            d.accepted(records.add("PROJ-1:r"))
+            await entered.wait()  # the loop took the record and is deciding it
+            flushing = asyncio.create_task(d.flush())
+            for _ in range(20):  # turns of the loop: enough for a flush with nothing to wait for
+                await asyncio.sleep(0)
+            returned_early = flushing.done()
+            release.set()
+            await flushing
+            assert queue.enqueued == ["PROJ-1:r"]  # on the queue once flush returned
+        finally:
+            task.cancel()
+        assert not returned_early
