@@ -8,26 +8,24 @@ is not configured for is ignored with its reason."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from app.followups.deps import followup_deps
 from app.followups.poller import GitHubPoller
 from app.followups.wiring import followups_of
-from app.main import create_app
-from tests.e2e.conftest import API_KEY, IMPLEMENT, REVIEW, E2EService, requests_with, session_of
+from tests.e2e.conftest import IMPLEMENT, REVIEW, E2EService, requests_with, session_of
 from tests.e2e.followup_kit import FOLLOWUP_CI, FOLLOWUP_REVIEW, SECRET
+from tests.e2e.repositories_kit import two_repository_service
 from tests.fakes.anthropic_api import FakeAnthropicAPI, Rule, read, text, write
 from tests.fakes.github_activity import Job
 from tests.fakes.github_api import FakeGitHub
 from tests.fakes.github_webhooks import check_suite_completed, deliver, pull_request_review_comment_created
-from tests.gitrepos import git, make_remote, remote_sha, workspace_settings
-from tests.repositories.kit import repositories_file, two_repositories
+from tests.gitrepos import git, remote_sha
+from tests.repositories.kit import two_repositories
 
 pytestmark = pytest.mark.real_cli
 
@@ -43,19 +41,6 @@ def two(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, A
             gh.sha_of = lambda branch, remote=remote: remote_sha(remote, branch) or ""
             gh.activity.token_login = f"{name}-bot"  # each token acts as its own account
         yield repos
-
-
-@contextlib.contextmanager
-def service(tmp_path: Path, two: dict[str, Any], model: FakeAnthropicAPI) -> Iterator[E2EService]:
-    path = repositories_file(tmp_path, two["web"], two["api"], two["gh_web"], two["gh_api"])
-    settings = workspace_settings(
-        tmp_path, make_remote(tmp_path / "unused"), CLAUDE_CLIENT="sdk", ANTHROPIC_API_KEY=API_KEY,
-        CLAUDE_TIMEOUT_SEC="30", CLAUDE_MAX_TURNS="10", GITHUB_CLIENT="api", GH_TOKEN=two["gh_api"].token,
-        REPOSITORIES_FILE=str(path), GITHUB_WEBHOOK_SECRET=SECRET)
-    app = create_app(settings)
-    with TestClient(app) as client:
-        yield E2EService(client=client, app=app, settings=settings, demo=two["web"], model=model,
-                         github=two["gh_web"], headers={})
 
 
 def _script(model: FakeAnthropicAPI) -> None:
@@ -99,7 +84,7 @@ def test_red_ci_on_one_repositorys_pr_is_fixed_there_and_the_other_hears_nothing
         tmp_path: Path, two: dict[str, Any], model: FakeAnthropicAPI) -> None:
     _script(model)
     gh_web, gh_api, web, api = two["gh_web"], two["gh_api"], two["web"], two["api"]
-    with service(tmp_path, two, model) as svc:
+    with two_repository_service(tmp_path, two, model, GITHUB_WEBHOOK_SECRET=SECRET) as svc:
         openers = _two_prs(svc)
         web_head, api_head = remote_sha(web.remote, "ticket/web-1"), remote_sha(api.remote, "ticket/api-1")
         suite = _red_ci(gh_api, API_LOG)
@@ -148,7 +133,7 @@ def test_a_review_on_one_repository_goes_to_it_and_the_poller_reads_each_pr_from
         tmp_path: Path, two: dict[str, Any], model: FakeAnthropicAPI) -> None:
     _script(model)
     gh_web, gh_api, web, api = two["gh_web"], two["gh_api"], two["web"], two["api"]
-    with service(tmp_path, two, model) as svc:
+    with two_repository_service(tmp_path, two, model, GITHUB_WEBHOOK_SECRET=SECRET) as svc:
         _two_prs(svc)
         services = svc.app.state.services
         fu = followup_deps(services.deps)

@@ -5,19 +5,17 @@ answering only to its token), and neither repository's token ever in what the mo
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from app.main import create_app
-from tests.e2e.conftest import API_KEY, IMPLEMENT, REVIEW, E2EService, requests_with, step
+from tests.e2e.conftest import IMPLEMENT, REVIEW, requests_with, step
+from tests.e2e.repositories_kit import two_repository_service
 from tests.fakes.anthropic_api import FakeAnthropicAPI, Rule, text, write
-from tests.gitrepos import make_remote, remote_sha, workspace_settings
-from tests.repositories.kit import API_TOKEN, WEB_TOKEN, outputs, repositories_file, two_repositories
+from tests.gitrepos import remote_sha
+from tests.repositories.kit import API_TOKEN, WEB_TOKEN, outputs, two_repositories
 
 pytestmark = pytest.mark.real_cli
 
@@ -28,19 +26,6 @@ def two(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, A
         yield repos
 
 
-@contextlib.contextmanager
-def service(tmp_path: Path, two: dict[str, Any], model: FakeAnthropicAPI) -> Iterator[E2EService]:
-    path = repositories_file(tmp_path, two["web"], two["api"], two["gh_web"], two["gh_api"])
-    settings = workspace_settings(
-        tmp_path, make_remote(tmp_path / "unused"), CLAUDE_CLIENT="sdk", ANTHROPIC_API_KEY=API_KEY,
-        CLAUDE_TIMEOUT_SEC="30", CLAUDE_MAX_TURNS="10", GITHUB_CLIENT="api", GH_TOKEN=API_TOKEN,
-        REPOSITORIES_FILE=str(path))
-    app = create_app(settings)
-    with TestClient(app) as client:
-        yield E2EService(client=client, app=app, settings=settings, demo=two["web"], model=model,
-                         github=two["gh_web"], headers={})
-
-
 def test_two_repositories_at_once_with_the_real_cli(tmp_path: Path, two: dict[str, Any],
                                                     model: FakeAnthropicAPI) -> None:
     model.script(
@@ -48,7 +33,7 @@ def test_two_repositories_at_once_with_the_real_cli(tmp_path: Path, two: dict[st
                                                text("Added CHANGES.md.")]),
         Rule(prompt_contains=REVIEW, turns=[text("Looks right.\nHAS_ISSUES: false\nFINDINGS:\nnone")]),
     )
-    with service(tmp_path, two, model) as svc:
+    with two_repository_service(tmp_path, two, model) as svc:
         web = {"key": "WEB-1", "summary": "Banner", "components": [{"name": "Frontend"}]}
         web_id = svc.client.post("/webhook/jira", json=web).json()["run_id"]
         api = {"key": "API-1", "summary": "Endpoint"}
