@@ -16,9 +16,11 @@ Both use `limits`' moving window (what slowapi, which this replaced for the rout
 
 Counters live in `RATE_LIMIT_STORAGE_URL` (e.g. `redis://127.0.0.1:6379/0`; the URL may hold a
 password: a SecretStr, never logged) so every host behind one tunnel shares them; without it, in
-this process's memory. If the shared store fails at request time the request is let through and a
-warning is logged: the limits protect against abuse, and an outage of their store must not lose
-tickets (authentication still applies).
+this process's memory (`MemoryWindow`: the same moving window, kept here because `limits`' async
+memory storage starts a task and a worker-thread hop per hit to expire entries, and copies the
+whole window on each, which was a measurable part of a delivery's CPU). If the shared store fails
+at request time the request is let through and a warning is logged: the limits protect against
+abuse, and an outage of their store must not lose tickets (authentication still applies).
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Literal
+from typing import Literal, Protocol
 
-from limits import RateLimitItem, parse_many
+from limits import RateLimitItem, WindowStats, parse_many
 from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import ConfigurationError
@@ -78,10 +81,73 @@ def _items(name: str, value: str) -> list[RateLimitItem]:
     return items
 
 
-def _storage(url: SecretStr | None) -> Storage:
-    """`limits`' async storage for the URL: redis(s):// through redis-py's asyncio client."""
-    if url is None or not url.get_secret_value():
-        return storage_from_string("async+memory://")  # type: ignore[return-value]
+class Window(Protocol):
+    """A moving-window limiter: `limits`' MovingWindowRateLimiter, or `MemoryWindow`."""
+
+    async def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
+        """Take one entry of `item` for `identifiers`; False (nothing taken) when it is spent."""
+        ...
+
+    async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
+        """(when the oldest entry in the window leaves it, entries left)."""
+        ...
+
+
+class MemoryWindow:
+    """`limits`' moving window over this process's memory, on the event loop (no await inside, so
+    each call is atomic there): per limit and identifiers, the times of the entries still in the
+    window, oldest first. An entry counts for `item.get_expiry()` seconds after it was taken, as in
+    `limits`' memory storage. Windows left empty are dropped every `SWEEP_SEC` (memory stays bounded
+    by the clients of the last window, not every client ever seen)."""
+
+    SWEEP_SEC = 10.0
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock  # seconds (tests pass their own)
+        self._entries: dict[tuple[object, ...], tuple[float, deque[float]]] = {}
+        self._next_sweep = clock() + self.SWEEP_SEC
+
+    def _window(self, item: RateLimitItem, identifiers: tuple[str, ...], now: float) -> deque[float]:
+        """The entries still in the window of `item` for `identifiers` (created empty)."""
+        expiry = float(item.get_expiry())
+        key = (item.amount, expiry, *identifiers)
+        found = self._entries.get(key)
+        if found is None:
+            found = self._entries[key] = (expiry, deque())
+        times = found[1]
+        while times and times[0] < now - expiry:
+            times.popleft()
+        return times
+
+    async def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
+        now = self._clock()
+        if now >= self._next_sweep:
+            self._sweep(now)
+        times = self._window(item, identifiers, now)
+        if len(times) >= item.amount:
+            return False
+        times.append(now)
+        return True
+
+    async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
+        now = self._clock()
+        times = self._window(item, identifiers, now)
+        start = times[0] if times else now
+        return WindowStats(start + item.get_expiry(), item.amount - len(times))
+
+    def __len__(self) -> int:
+        """Windows held (for tests: the sweep bounds it)."""
+        return len(self._entries)
+
+    def _sweep(self, now: float) -> None:
+        self._next_sweep = now + self.SWEEP_SEC
+        for key, (expiry, times) in list(self._entries.items()):
+            if not times or times[-1] < now - expiry:
+                del self._entries[key]
+
+
+def _storage(url: SecretStr) -> Storage:
+    """`limits`' async storage for a set URL: redis(s):// through redis-py's asyncio client."""
     raw = url.get_secret_value()
     scheme = raw.split("://", 1)[0]
     try:
@@ -117,9 +183,10 @@ class IntakeLimits:
             "unauthenticated": _items("RATE_LIMIT", unauthenticated),
             "authenticated": _items("RATE_LIMIT_AUTHENTICATED", authenticated),
         }
-        self.storage = _storage(storage_url)
         self.shared = storage_url is not None and bool(storage_url.get_secret_value())
-        self._window = MovingWindowRateLimiter(self.storage)
+        self._window: Window = MemoryWindow()
+        if storage_url is not None and self.shared:
+            self._window = MovingWindowRateLimiter(_storage(storage_url))
         self._key = key
 
     @classmethod
