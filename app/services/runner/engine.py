@@ -173,8 +173,14 @@ class RunEngine:
         room = asyncio.Semaphore(DECIDE_CONCURRENCY)
 
         async def one(p: Pending) -> Handoff:
-            data = json.loads(p.ticket_json)
-            run = RunRef(run_id=p.run_id, ticket=Ticket.model_validate(data))
+            try:
+                data = json.loads(p.ticket_json)
+                run = RunRef(run_id=p.run_id, ticket=Ticket.model_validate(data))
+            except ValueError:  # not JSON, or not a ticket (pydantic's ValidationError is one too)
+                # Handed off as it is: its workflow fails reading it and the reconciler ends the run
+                # failed, instead of this raising for the whole batch on every pass.
+                log.warning("run_ticket_unreadable", extra={"run_id": p.run_id})
+                return Handoff(p.run_id, ({"unreadable": p.run_id},), UNROUTED)
             async with room:
                 opts = await self.runner.decide_safely(run, parent_run_id=p.parent_run_id, kind=p.kind)
             decided = opts.repository and opts.unroutable is None and opts.not_started is None

@@ -144,3 +144,29 @@ def test_a_handoff_of_this_version_is_runnable_by_the_version_before(tmp_path: P
     (ticket_data,) = given["args"]
     previous = Ticket.model_validate(ticket_data)  # what the version before does with it
     assert previous.key == "PROJ-305" and previous.summary == "Handed off by this version"
+
+
+def test_an_unreadable_ticket_copy_ends_its_run_and_blocks_no_other(tmp_path: Path) -> None:
+    # The dispatcher decides every record of a batch before the handoff; a record whose ticket copy
+    # is not a ticket (written by hand, by a bug, by a redaction that ate its key) must end visibly
+    # failed, not raise for the whole batch on every pass and keep the good records off the queue.
+    with running_service(tmp_path, RECONCILE_INTERVAL_SEC="0.2") as svc:
+        engine = engine_of(svc)
+        bad = NewRun(run_id="PROJ-306:bad", ticket="PROJ-306", ticket_json='{"summary": "no key"}',
+                     dedup_key="PROJ-306")
+        good = NewRun(run_id="PROJ-307:good", ticket="PROJ-307",
+                      ticket_json=Ticket(key="PROJ-307", summary="Fine").model_dump_json(),
+                      dedup_key="PROJ-307")
+
+        async def accept_both() -> None:
+            for new in (bad, good):
+                assert await engine.store.accept_run(new) == new.run_id
+            for new in (bad, good):
+                engine.dispatcher.accepted(new)  # in one turn of the loop: one batch
+
+        svc.client.portal.call(accept_both)  # type: ignore[union-attr]
+        good_run = svc.wait(good.run_id, timeout=30)
+        bad_run = svc.wait(bad.run_id, timeout=30)
+    assert good_run["status"] == "succeeded", good_run["error"]
+    assert bad_run["status"] == "failed", bad_run
+    assert "validation error for Ticket" in (bad_run["error"] or ""), bad_run
