@@ -141,10 +141,15 @@ def test_dead_host_runs_finish_elsewhere_after_recover(
             paths = [r.path for r in jira.requests]
             assert paths[:2] == ["/rest/api/3/myself"] * 2  # it did wait for Jira
             # Then it decided the moved runs before handing them off (each read from Jira, where
-            # the ticket routes): reads only, of the dead host's tickets.
-            assert {r.method for r in jira.requests} == {"GET"}, paths
+            # the ticket routes) and said on each dead run's ticket that it stopped: only the dead
+            # host's tickets are touched, and only their comments are written.
             issues = {p.split("/")[5] for p in paths if p.startswith("/rest/api/3/issue/")}
             assert issues == set(dead), paths
+            writes = [(r.method, r.path) for r in jira.requests if r.method != "GET"]
+            assert {path for _, path in writes} == {f"/rest/api/3/issue/{k}/comment" for k in dead}, writes
+            for key in dead:
+                (comment,) = jira.comment_texts(key)
+                assert "the run was cancelled" in comment and "executor host-a died; continued as" in comment
         after_recover = workflow_executors(pg_database)
     finally:
         b.resume()

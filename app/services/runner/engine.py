@@ -266,7 +266,8 @@ class RunEngine:
         a fresh run that starts from `prepare` on a live host (the dead host's worktree is gone with
         it). The PR step reuses the ticket's open PR, so a PR the dead host already opened is not
         doubled. Runs the dead host accepted but never handed off need nothing: every host's
-        dispatcher takes them. The new runs are on the queue when this returns."""
+        dispatcher takes them. The new runs are on the queue when this returns, and each old run's Jira
+        progress comment says it stopped and which run continues it (with Jira progress comments on)."""
         if dead_executor_id == self.settings.executor_id:
             raise BadRequest("refusing to recover this process's own executor id", code="own_executor")
         pending = await DBOS.list_workflows_async(status="PENDING", executor_id=dead_executor_id)
@@ -285,6 +286,10 @@ class RunEngine:
             await self.store.update_run(wf.workflow_id, status="cancelled",
                                         error=f"{died}; continued as {result.run_id}")
             moved.append({"from": wf.workflow_id, "to": result.run_id, "status": result.status})
+            if self.deps.progress is not None:  # its Jira comment would say "working" for good
+                self.deps.progress.cancelled(wf.workflow_id)
             log.warning("run_recovered", extra={"run_id": wf.workflow_id, "new_run_id": result.run_id})
         await self.dispatcher.flush()
+        if self.deps.progress is not None:
+            await self.deps.progress.idle()  # the comments' edits (bounded) before a one-off exits
         return moved
