@@ -174,8 +174,9 @@ class ProgressHub:
         """An operator (or `auto-code recover`) cancelled the run (its record is already final): its
         comment says so, in the background, bounded, best effort. A live update in flight is let
         finish first (it read the run before the cancel and would otherwise land over this); later
-        ones see the final record and publish nothing. A run with no step row has had no comment: none is started for it; a
-        run cancelled once its report step had run (during cleanup) keeps the state that step wrote."""
+        ones see the final record and publish nothing. A run with no step row has had no comment:
+        none is started for it; a run cancelled once its report step had run (during cleanup) keeps
+        the state that step wrote."""
         worker = self._workers.pop(run_id, None)
         if worker is not None:
             worker.closed = True
