@@ -120,8 +120,11 @@ SessionDep = Annotated[Session, Depends(signed_in)]
 def set_session_cookie(request: Request, response: Response, value: str, max_age: float,
                        settings: Settings) -> None:
     """HttpOnly (no script reads it), SameSite=Strict (no other site's page sends it), Path=/ui,
-    and Secure over https - and always in production, which is served behind an https tunnel."""
-    secure = request.url.scheme == "https" or settings.is_production
+    and Secure over https - and always in production, which is served behind an https tunnel, and
+    whenever PUBLIC_BASE_URL is https (a proxy in front ends TLS: the service itself sees http)."""
+    public = settings.public_origin
+    secure = request.url.scheme == "https" or settings.is_production or bool(
+        public and public.startswith("https://"))
     response.set_cookie(COOKIE_NAME, value, max_age=int(max_age), path=COOKIE_PATH, httponly=True,
                         samesite="strict", secure=secure)
 

@@ -65,6 +65,13 @@ def test_the_cookie_is_secure_over_https_and_in_production(tmp_path: Path) -> No
         set_session_cookie(_request(scheme), response, "v.s", 3600, dev)
         cookies[name] = response.headers["set-cookie"]
     assert "Secure" not in cookies["http"] and "Secure" in cookies["https"]
+    # Behind a proxy that ends TLS the service sees http; PUBLIC_BASE_URL says the browser uses https.
+    for base, secure in (("https://auto-code.example.com/", True), ("http://auto-code.internal:8080", False)):
+        response = Response()
+        set_session_cookie(_request("http"), response, "v.s", 3600,
+                           make_settings(tmp_path, PUBLIC_BASE_URL=base))
+        cookies[base] = response.headers["set-cookie"]
+        assert ("Secure" in cookies[base]) is secure, (base, cookies[base])
     for cookie in cookies.values():
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/ui" in cookie
 
