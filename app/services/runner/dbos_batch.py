@@ -10,8 +10,9 @@ bound parameters per row in Python, and that compile was the largest CPU cost pe
 exactly as one of the two enqueue INSERTs (same table, columns, ON CONFLICT DO NOTHING on the
 workflow id, RETURNING) is executed as that statement with the rows as its parameters - SQLAlchemy's
 "insertmanyvalues": the same multi-row VALUES on the wire, in the rows' order, compiled once per
-process. Anything else (another table, another shape, a sharded database, rows of unlike columns)
-goes through DBOS's own `_insert_rows` unchanged.
+process. The comparison itself is made once per DBOS call site (its lambda) and column set.
+Anything else (another table, another shape, a sharded database, rows of unlike columns) goes
+through DBOS's own `_insert_rows` unchanged.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class CompiledOnce:
 
     def __init__(self, sys_db: SystemDatabase) -> None:
         self._own = sys_db._insert_rows
+        self._sys_db = sys_db
         conflict = sys_db._key_conflict("workflow_uuid")
         status, inputs = sys_db.tables.workflow_status, sys_db.tables.workflow_input
         self.templates: dict[sa.Table, Any] = {
@@ -38,8 +40,10 @@ class CompiledOnce:
             .returning(status.c.workflow_uuid),
             inputs: sys_db.dialect.insert(inputs).on_conflict_do_nothing(index_elements=conflict),
         }
-        # (table, columns, dialect) -> the template's one-row SQL, to compare a batch's with
-        self._rendered: dict[tuple[sa.Table, tuple[str, ...], str], str] = {}
+        # (the building lambda's code, columns, dialect) -> its template, or None: a lambda whose
+        # only free variable is the system database (DBOS's are) is fixed code over fixed tables and
+        # dialect, so one comparison per call site and column set holds for every batch after it
+        self._checked: dict[tuple[object, tuple[str, ...], str], Any] = {}
         self.batches = 0  # batches written through a template (for tests)
 
     def __call__(self, conn: Any, build: Build, rows: list[dict[str, Any]], *,
@@ -52,19 +56,24 @@ class CompiledOnce:
         return list(result) if returning else []
 
     def _template(self, conn: Any, build: Build, rows: list[dict[str, Any]]) -> Any:
-        """The template that writes `rows` exactly as `build(rows)` would, or None."""
+        """The template that writes `rows` exactly as `build(rows)` would, or None. Checked once
+        per call site and column set: `build(rows[:1])` must render (one row, this dialect) as the
+        template with that row does."""
         columns = tuple(rows[0])
         if any(tuple(row) != columns for row in rows):
             return None
-        probe: Any = build(rows[:1])  # one row: a cheap compile, once per batch
+        fixed = (getattr(build, "__defaults__", ()) is None and hasattr(build, "__code__")
+                 and all(cell.cell_contents is self._sys_db for cell in build.__closure__ or ()))
+        key = (getattr(build, "__code__", None), columns, conn.dialect.name)
+        if fixed and key in self._checked:
+            return self._checked[key]
+        probe: Any = build(rows[:1])
         template = self.templates.get(getattr(probe, "table", None))  # type: ignore[arg-type]
-        if template is None:
-            return None
-        dialect = conn.dialect
-        key = (probe.table, columns, dialect.name)
-        if key not in self._rendered:
-            self._rendered[key] = str(template.values(rows[:1]).compile(dialect=dialect))
-        return template if str(probe.compile(dialect=dialect)) == self._rendered[key] else None
+        same = template is not None and (str(probe.compile(dialect=conn.dialect))
+                                         == str(template.values(rows[:1]).compile(dialect=conn.dialect)))
+        if fixed:
+            self._checked[key] = template if same else None
+        return template if same else None
 
 
 def install(sys_db: SystemDatabase) -> bool:
