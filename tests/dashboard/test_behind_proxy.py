@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -30,6 +31,25 @@ FOREIGN = ("https://evil.example", "http://auto-code.example.com", "https://auto
 # What a client could add, hoping one of them is believed instead of Host or PUBLIC_BASE_URL.
 SPOOFED = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https", "Forwarded": "host=evil.example",
            "X-Original-Host": "evil.example"}
+
+
+class _TlsEndsAtTheProxy(DefaultCookiePolicy):
+    """The browser is at https://auto-code.example.com; only the hop to the test's proxy is plain
+    http, so the Secure session cookie (PUBLIC_BASE_URL is https) goes back as a browser would send it."""
+
+    def return_ok_secure(self, cookie: Cookie, request: object) -> bool:
+        return True
+
+
+def client(url: str) -> httpx.Client:
+    """An httpx client that sends the Secure cookies of its jar over the test's plain-http hop
+    (httpx copies the jar into a default-policy one per request, which would drop them)."""
+    jar = CookieJar(policy=_TlsEndsAtTheProxy())
+
+    def send_secure_cookies(request: httpx.Request) -> None:
+        httpx.Cookies(jar).set_cookie_header(request)
+
+    return httpx.Client(base_url=url, timeout=10, cookies=jar, event_hooks={"request": [send_secure_cookies]})
 
 
 def browser_headers(origin: str, **more: str) -> dict[str, str]:
@@ -60,15 +80,15 @@ def outcome(resp: httpx.Response) -> str:
 
 def sign_in_afresh(url: str, headers: dict[str, str]) -> str:
     """A sign-in from a new browser (its own sign-in form session): its `outcome`."""
-    with httpx.Client(base_url=url, timeout=10) as client:
-        return outcome(sign_in(client, headers))
+    with client(url) as browser:
+        return outcome(sign_in(browser, headers))
 
 
 class TestPublicBaseUrlNamesTheBrowsersOrigin:
     def test_sign_in_and_cancel_work_and_other_origins_are_refused(self, tmp_path: Path) -> None:
         # Mixed case and a trailing slash: the host is compared case-insensitively, the path not at all.
         with behind_proxy(tmp_path, PUBLIC_BASE_URL="https://Auto-Code.Example.com/") as (svc, proxy), \
-                httpx.Client(base_url=proxy.url, timeout=10) as c:
+                client(proxy.url) as c:
             run_id = svc.deliver("PROJ-1")
             assert svc.claude.entered.wait(30)
             foreign_sign_ins = {origin: sign_in_afresh(proxy.url, browser_headers(origin))
@@ -93,6 +113,7 @@ class TestPublicBaseUrlNamesTheBrowsersOrigin:
         assert foreign_sign_ins == dict.fromkeys(FOREIGN, "403 origin")
         assert spoofed_sign_in == "403 origin" and cross_site == "403 origin"
         assert signed_in.status_code == 303 and signed_in.headers["location"] == "/ui/runs"
+        assert "secure" in signed_in.headers["set-cookie"].lower()  # PUBLIC_BASE_URL is https
         assert direct == "303"
         assert runs.status_code == 200
         assert foreign_cancels == dict.fromkeys(FOREIGN, "403 origin")
