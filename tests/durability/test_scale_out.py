@@ -107,6 +107,8 @@ def test_dead_host_runs_finish_elsewhere_after_recover(
 
     def a_busy_and_one_waiting() -> bool:
         ex = workflow_executors(pg_database)
+        if any(rid not in ex for rid in run_ids.values()):
+            return False  # not all handed off yet (each is decided first: the dispatcher's own pace)
         on_a = [rid for rid in run_ids.values() if ex[rid] == ("PENDING", "host-a")]
         waiting = [rid for rid in run_ids.values() if ex[rid][0] == "ENQUEUED"]
         return (len(on_a) == 4 and len(waiting) == 1
