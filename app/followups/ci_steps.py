@@ -20,33 +20,28 @@ already taken: that job is then not re-run again and counts as failing.
 from __future__ import annotations
 
 from dbos import DBOS
-from pydantic import BaseModel, ConfigDict
 
 from app.errors import AutoCodeError
 from app.followups.models import FollowupContext, Materials
 from app.followups.step_base import FollowupStepBase
 from app.services.github.activity_base import CheckJob, PullActivity
 from app.services.runner.errors import StepFailed
-from app.services.runner.models import RunRef
+from app.services.runner.models import Frozen, RunRef
 
 RERUN_POLL_SEC = 10.0
 RERUN_WAIT_SEC = 1800.0  # a re-run that has not finished in 30 min is treated as failed
 
 
-class CiReruns(BaseModel):
+class CiReruns(Frozen):
     """What `followup_ci` saw and did when it re-ran jobs (a recorded step output: plain values)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     failed: tuple[CheckJob, ...]  # the failed jobs on the commit, before the re-runs
     rerun: tuple[CheckJob, ...]  # the ones it asked GitHub to run again (their attempt then)
 
 
-class CiCheck(BaseModel):
+class CiCheck(Frozen):
     """One look at the commit's jobs while the re-runs go: every completed job, and whether each
     re-run job has a newer finished attempt."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     jobs: tuple[CheckJob, ...]
     done: bool

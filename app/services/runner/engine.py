@@ -183,9 +183,8 @@ class RunEngine:
                 return Handoff(p.run_id, ({"unreadable": p.run_id},), UNROUTED)
             async with room:
                 opts = await self.runner.decide_safely(run, parent_run_id=p.parent_run_id, kind=p.kind)
-            decided = opts.repository and opts.unroutable is None and opts.not_started is None
             return Handoff(p.run_id, ({**data, OPTIONS_KEY: opts.model_dump(mode="json")},),
-                           opts.repository if decided else UNROUTED)
+                           opts.routed or UNROUTED)
 
         return list(await asyncio.gather(*(one(p) for p in batch)))
 

@@ -86,6 +86,14 @@ class RunOptions(Frozen):
     # What routing has to say on the run's log when it starts ((level, text): "routed to ...").
     notes: tuple[tuple[str, str], ...] = ()
 
+    @property
+    def routed(self) -> str | None:
+        """The repository the run works in; None for a run that ends without starting work
+        (needs_routing, or a ticket that could not be read or decided)."""
+        if self.repository and self.unroutable is None and self.not_started is None:
+            return self.repository
+        return None
+
     @classmethod
     def from_settings(cls, s: Settings) -> RunOptions:
         checks = ((s.setup_command, s.enable_setup), (s.lint_command, s.enable_lint),

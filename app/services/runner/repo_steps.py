@@ -103,8 +103,8 @@ class RepoSteps(StepBase):
 
     async def settle(self, run: RunRef, opts: RunOptions) -> None:
         """Record what `decide` chose on the run (its repository, its notes), inside `start`."""
-        if opts.repository and opts.unroutable is None and opts.not_started is None:
-            await self.d.store.update_run(run.run_id, repository=opts.repository)
+        if opts.routed:
+            await self.d.store.update_run(run.run_id, repository=opts.routed)
         for level, text in opts.notes:
             await self.say(run, text, level, step="start")
 
