@@ -28,10 +28,12 @@ from app.services.github.activity_base import PullActivity
 log = logging.getLogger(__name__)
 
 
-def repo_key(settings: Settings, config: RepositoryConfig) -> str:
+def repo_key(settings: Settings, config: RepositoryConfig | None = None) -> str:
     """The PR table's key for a repository: its GitHub owner/name lower-cased, else the settings'
-    GITHUB_REPOSITORY, else "local" (PR records kept by the service, no GitHub repository)."""
-    return str(config.github_slug or settings.github_repo_slug or "local").lower()
+    GITHUB_REPOSITORY, else "local" (PR records kept by the service, no GitHub repository).
+    `config` None: the settings' own repository."""
+    slug = config.github_slug if config is not None else None
+    return str(slug or settings.github_repo_slug or "local").lower()
 
 
 @dataclass

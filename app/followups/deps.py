@@ -66,6 +66,4 @@ def repo_key_for(deps: Any, repository: str) -> str:
             config = find(repository).config
         except Exception:  # an unknown name or an older deps shape: fall back to the settings
             config = None
-    if config is None:
-        return str(deps.settings.github_repo_slug or "local").lower()
     return repo_key(deps.settings, config)

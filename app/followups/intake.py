@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from app.config import Settings
+from app.followups.activities import repo_key
 from app.followups.deps import FollowupDeps
 from app.followups.events import Ignored, PrEvent, classify
 from app.followups.steering import steer_refusal
@@ -51,8 +52,8 @@ class Submitter(Protocol):
 
 
 def repository_key(settings: Settings) -> str:
-    """How the PR tables name the repository: `owner/name` lower-cased, or `local` (PR records)."""
-    return (settings.github_repo_slug or "local").lower()
+    """How the PR tables name the settings' repository: `owner/name` lower-cased, or `local`."""
+    return repo_key(settings)
 
 
 class GitHubIntake:
